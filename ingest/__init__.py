@@ -1,0 +1,1 @@
+"""The Segment-compatible ingest: validate, queue durably in Redis, acknowledge."""

@@ -1,0 +1,1 @@
+"""An offline ChartMogul API sandbox that behaves like the real service."""

@@ -1,0 +1,1 @@
+"""Celery workers: dedupe, order, coalesce, map and deliver to ChartMogul."""
