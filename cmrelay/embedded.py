@@ -1,12 +1,141 @@
-"""`cmrelay run`: the whole relay on embedded defaults (filled in once the parts exist)."""
+"""`cmrelay run`: the whole relay on one machine, on embedded defaults, in the foreground.
+
+Starts (as child processes) a private Redis when none answers, the ChartMogul sandbox with a
+fresh data source, the ingest and one worker, wires them together through the environment, and
+stops them all on Ctrl-C or when any of them exits.
+"""
 
 from __future__ import annotations
 
 import argparse
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from types import FrameType
+
+import httpx
 
 from cmrelay.errors import ConfigurationError
+from cmrelay.redis_server import PrivateRedis, free_port, redis_answers
+
+log = logging.getLogger("cmrelay.run")
+
+SANDBOX_KEY = "sandbox-key"
+
+
+def _wait_http(url: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if httpx.get(url, timeout=1.0).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.1)
+    raise ConfigurationError(f"{url} did not answer within {timeout:.0f} s")
+
+
+def _create_data_source(api_base: str) -> str:
+    response = httpx.post(
+        f"{api_base}/data_sources",
+        json={"name": f"Segment relay {int(time.time())}"},
+        auth=(SANDBOX_KEY, ""),
+        timeout=5.0,
+    )
+    response.raise_for_status()
+    return str(response.json()["uuid"])
+
+
+class _Children:
+    """The processes `run` started, stopped together."""
+
+    def __init__(self) -> None:
+        self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
+
+    def start(self, name: str, argv: list[str], env: Mapping[str, str]) -> None:
+        log.info("starting %s", name)
+        self.procs.append((name, subprocess.Popen(argv, env=dict(env))))  # noqa: S603
+
+    def first_exited(self) -> str | None:
+        for name, proc in self.procs:
+            if proc.poll() is not None:
+                return name
+        return None
+
+    def stop(self) -> None:
+        for _, proc in reversed(self.procs):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, proc in self.procs:
+            try:
+                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
 
 
 def run_embedded(args: argparse.Namespace) -> int:
     """Start every part in the foreground; Ctrl-C stops them all."""
-    raise ConfigurationError("embedded mode is not built yet")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s cmrelay run: %(message)s")
+    env = dict(os.environ)
+    env["CMRELAY_EMBEDDED"] = "1"
+    private: PrivateRedis | None = None
+    if not env.get("REDIS_URL"):
+        if redis_answers():
+            env["REDIS_URL"] = "redis://127.0.0.1:6379/0"
+            log.info("using the Redis that answers on 127.0.0.1:6379")
+        else:
+            private = PrivateRedis(port=free_port(), appendonly=True).start()
+            env["REDIS_URL"] = private.url
+            log.info("no Redis on 127.0.0.1:6379: started a private one at %s", private.url)
+    children = _Children()
+    cmrelay = [sys.executable, "-m", "cmrelay.cli"]
+    stop_requested = False
+
+    def _on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stop_requested
+        stop_requested = True
+
+    signal.signal(signal.SIGTERM, _on_signal)
+    signal.signal(signal.SIGINT, _on_signal)
+    try:
+        if not env.get("CHARTMOGUL_API_KEY") and not env.get("CHARTMOGUL_WEBHOOK_URL"):
+            port = free_port()
+            children.start(
+                "sandbox",
+                [*cmrelay, "sandbox", "--port", str(port), "--api-key", SANDBOX_KEY],
+                env,
+            )
+            api_base = f"http://127.0.0.1:{port}/v1"
+            _wait_http(f"{api_base}/ping")
+            env["CHARTMOGUL_API_BASE"] = api_base
+            env["CHARTMOGUL_API_KEY"] = SANDBOX_KEY
+            env["CHARTMOGUL_DATA_SOURCE_UUID"] = _create_data_source(api_base)
+            log.info(
+                "ChartMogul sandbox at %s (state: http://127.0.0.1:%d/_sandbox/state)",
+                api_base,
+                port,
+            )
+        children.start("worker", [*cmrelay, "worker"], env)
+        children.start("ingest", [*cmrelay, "ingest"], env)
+        host = env.get("INGEST_HOST", "127.0.0.1")
+        port_s = env.get("INGEST_PORT", "8080")
+        _wait_http(f"http://{host}:{port_s}/health")
+        log.info("relay ready: send Segment calls to http://%s:%s/v1/batch", host, port_s)
+        while not stop_requested:
+            exited = children.first_exited()
+            if exited:
+                log.error("%s exited; stopping everything", exited)
+                return 1
+            time.sleep(0.2)
+        return 0
+    finally:
+        log.info("stopping")
+        children.stop()
+        if private is not None:
+            private.cleanup()
