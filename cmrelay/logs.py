@@ -1,0 +1,79 @@
+"""Structured JSON logs, one object per line, with every configured secret masked.
+
+Event-outcome lines carry `message_id`, `entity` and `outcome` as fields (pass them in `extra=`);
+trait values are never logged at info level. The secret mask is defence in depth: code should
+not put a secret in a message in the first place.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import orjson
+
+from config.settings import Secret, Settings
+
+# Attributes every LogRecord has; anything else came from `extra=` and is emitted as a field.
+_STANDARD_ATTRS = frozenset(
+    logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
+)
+MASK = "***"
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record as one JSON object: ts, level, logger, msg, and the `extra` fields."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        # Longest first, so a secret that contains another is masked whole.
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def _mask(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, MASK)
+        return text
+
+    def format(self, record: logging.LogRecord) -> str:
+        """One JSON line for this record."""
+        payload: dict[str, Any] = {
+            "ts": time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(record.created))
+            + f".{int(record.msecs):03d}Z",
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        for key, value in record.__dict__.items():
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                payload[key] = value
+        if record.exc_info:
+            payload["exc"] = self.formatException(record.exc_info)
+        line = orjson.dumps(payload, default=str).decode()
+        return self._mask(line)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every secret the settings hold, as plain strings, for the mask."""
+    found: list[Secret] = list(settings.segment_write_keys)
+    for value in (
+        settings.segment_shared_secret,
+        settings.chartmogul_api_key,
+        settings.chartmogul_webhook_url,
+        settings.admin_token,
+    ):
+        if value is not None:
+            found.append(value)
+    return [s.reveal() for s in found if s]
+
+
+def configure_logging(settings: Settings, *, stream: Any = None) -> None:
+    """Send every log record to stderr (or `stream`) as masked JSON at settings.log_level."""
+    handler = logging.StreamHandler(stream or sys.stderr)
+    handler.setFormatter(JsonFormatter(secret_values(settings)))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level)
