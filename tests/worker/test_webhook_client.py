@@ -6,6 +6,8 @@ import logging
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cmrelay.errors import (
     DeliveryConfigurationError,
@@ -15,6 +17,7 @@ from cmrelay.errors import (
 )
 from config.settings import Secret
 from tests.worker.http_recorder import RecordingServer, Reply
+from tests.worker.strategies import json_values
 from worker.webhook_client import WebhookClient, actions_payloads, encode_like_segment
 
 HOOK_PATH = "/api/segment/wh_SECRET_abcdef0123"
@@ -265,3 +268,25 @@ def test_send_uses_the_shared_taxonomy_and_hides_the_url(
     texts = [str(info.value), repr(info.value), info.value.body, repr(client)]
     texts += [r.getMessage() for r in caplog.records]
     assert not [t for t in texts if "wh_SECRET" in t]
+
+
+@settings(max_examples=200)
+@given(
+    st.fixed_dictionaries(
+        {
+            "type": st.sampled_from(["identify", "group", "page"]),
+            "messageId": json_values,
+            "timestamp": json_values,
+            "userId": json_values,
+            "groupId": json_values,
+            "anonymousId": json_values,
+            "traits": json_values,
+        }
+    )
+)
+def test_arbitrary_events_never_raise_and_always_encode(event: dict[str, Any]) -> None:
+    payload = actions_payloads(event)
+    if payload is not None:
+        assert payload["type"] in ("Send Contact", "Send Customer")
+        assert all(value != "" for value in payload.values())
+        assert isinstance(encode_like_segment(payload), bytes)

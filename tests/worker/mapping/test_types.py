@@ -8,6 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from tests.worker.strategies import json_values
 from worker.mapping.model import CustomAttribute, Dropped
 from worker.mapping.types import (
     attributes_from,
@@ -16,13 +17,6 @@ from worker.mapping.types import (
     infer,
     parse_timestamp,
     sanitise_key,
-)
-
-json_scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text()
-json_values = st.recursive(
-    json_scalars,
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
-    max_leaves=20,
 )
 
 
