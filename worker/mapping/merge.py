@@ -12,7 +12,7 @@ from typing import Any
 from worker.mapping.model import ContactFields, CustomAttribute, CustomerDelta, Dropped
 from worker.mapping.plan import plan_event
 from worker.mapping.policy import MappingPolicy
-from worker.mapping.types import parse_timestamp
+from worker.mapping.types import iso_utc, parse_timestamp
 
 # Events whose timestamp cannot be read sort first and never overwrite a stored value.
 EPOCH = "0001-01-01T00:00:00.000000Z"
@@ -23,7 +23,7 @@ def clock_time(value: Any) -> str:
     moment = parse_timestamp(value) if isinstance(value, str) else None
     if moment is None:
         return EPOCH
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return iso_utc(moment)
 
 
 class _Merger:

@@ -44,17 +44,24 @@ def parse_timestamp(value: str) -> datetime | None:
     text = re.sub(r"(\.\d{6})\d+", r"\1", text)
     try:
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)  # Segment timestamps are UTC
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):  # impossible dates; offsets past year 1 or 9999
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)  # Segment timestamps are UTC
-    return parsed.astimezone(UTC)
 
 
 def format_timestamp(moment: datetime) -> str:
     """The form ChartMogul returns (`2016-01-31T00:00:00.000Z`), so values compare as equal."""
+    return iso_utc(moment)[:23] + "Z"
+
+
+def iso_utc(moment: datetime) -> str:
+    """`YYYY-MM-DDTHH:MM:SS.ffffffZ`, zero-padded (strftime does not pad years below 1000)."""
+    m = moment.astimezone(UTC)
     return (
-        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+        f"{m.year:04d}-{m.month:02d}-{m.day:02d}T{m.hour:02d}:{m.minute:02d}:{m.second:02d}"
+        f".{m.microsecond:06d}Z"
     )
 
 

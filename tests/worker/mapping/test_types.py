@@ -123,3 +123,16 @@ def test_arbitrary_traits_never_raise_and_keys_are_clean(traits: dict[str, Any])
         if attr.type == "String":
             assert len(attr.value) <= 255
     assert all(isinstance(d, Dropped) for d in dropped)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("0001-01-01T00:00:00+05:00", None),  # would overflow before year 1
+        ("0999-05-06T07:08:09Z", "0999-05-06T07:08:09.000Z"),
+        ("2024-02-30", None),
+    ],
+)
+def test_timestamp_edges(text: str, expected: str | None) -> None:
+    moment = parse_timestamp(text)
+    assert (format_timestamp(moment) if moment else None) == expected
