@@ -9,20 +9,17 @@ from anything that could be logged.
 from __future__ import annotations
 
 import base64
-import contextlib
 import logging
 import os
-import time
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any
 from urllib.parse import quote
 
 import httpx
 
 from cmrelay.errors import PermanentDeliveryError
 from config.settings import Secret, Settings
-from worker.delivery_errors import error_for_response, error_for_transport, scrub
+from worker.delivery_http import RequestGate, scrub, send_gated
 from worker.mapping.model import CustomAttribute
 
 log = logging.getLogger(__name__)
@@ -33,19 +30,6 @@ PAGE_SIZE = 200
 # A customer with more than this many contact pages is not one we created; stop rather than loop.
 MAX_PAGES = 25
 _EXTERNAL_ID_EXISTS = "already exists"
-
-
-class RequestGate(Protocol):
-    """The engine's limiter: a rate token and an in-flight slot around each request."""
-
-    def acquire(self) -> AbstractContextManager[None]: ...
-
-    def observe(self, status: int | None, retry_after: float | None) -> None: ...
-
-
-@contextlib.contextmanager
-def _no_gate() -> Iterator[None]:
-    yield
 
 
 def _segment(value: str) -> str:
@@ -111,44 +95,29 @@ class ChartMogulClient:
         params: Mapping[str, str] | None = None,
     ) -> Any:
         """Send one request through the gate; return the decoded JSON body or raise one error."""
-        what = f"{method} /{path.split('?', maxsplit=1)[0]}"
-        gate = self._gate
-        started = time.monotonic()
-        with gate.acquire() if gate else _no_gate():
-            try:
-                response = self._http.request(method, path, json=json, params=params)
-            except httpx.TransportError as exc:
-                if gate:
-                    gate.observe(None, None)
-                log.info("chartmogul %s failed: %s", what, type(exc).__name__)
-                raise error_for_transport(exc, what=what) from None
-            if response.is_success:
-                if gate:
-                    gate.observe(response.status_code, None)
-                log.debug(
-                    "chartmogul %s -> %s in %.3fs",
-                    what,
-                    response.status_code,
-                    time.monotonic() - started,
-                )
-                return self._decode(response, what)
-            error = error_for_response(response, what=what, secrets=self._secrets)
-            if gate:
-                gate.observe(response.status_code, getattr(error, "retry_after", None))
-        log.info("chartmogul %s -> %s (%s)", what, response.status_code, error.error_class)
-        raise error
+        what = f"chartmogul {method} /{path.split('?', maxsplit=1)[0]}"
+        response = send_gated(
+            self._gate,
+            lambda: self._http.request(method, path, json=json, params=params),
+            what=what,
+            secrets=self._secrets,
+        )
+        return self._decode(response, what)
 
     def _decode(self, response: httpx.Response, what: str) -> Any:
         if response.status_code == 204 or not response.content:
             return {}
         try:
-            return response.json()
+            body = response.json()
         except ValueError:
+            body = None
+        if not isinstance(body, dict):  # every endpoint we call answers with an object
             raise PermanentDeliveryError(
-                f"{what}: HTTP {response.status_code} with a body that is not JSON",
+                f"{what}: HTTP {response.status_code} with a body that is not a JSON object",
                 status=response.status_code,
                 body=scrub(response.text, self._secrets),
-            ) from None
+            )
+        return body
 
     # -- operations ----------------------------------------------------------------------------
 

@@ -7,9 +7,7 @@ validation. `WebhookClient` posts one payload per request with the shared error 
 
 from __future__ import annotations
 
-import contextlib
 import json
-import logging
 import math
 import re
 from collections.abc import Mapping
@@ -19,10 +17,7 @@ from typing import Any
 import httpx
 
 from config.settings import Secret, Settings
-from worker.chartmogul_client import RequestGate
-from worker.delivery_errors import error_for_response, error_for_transport, redact_in_library_logs
-
-log = logging.getLogger(__name__)
+from worker.delivery_http import RequestGate, redact_in_library_logs, send_gated
 
 # actions-core's request client sends exactly these two headers for a `json:` request.
 HEADERS = {"user-agent": "Segment (Actions)", "content-type": "application/json"}
@@ -251,22 +246,11 @@ class WebhookClient:
 
     def send(self, payload: Mapping[str, Any]) -> None:
         """POST one payload; raise exactly one DeliveryError subclass on failure."""
-        what = f"POST webhook ({payload.get('type', '?')})"
+        what = f"webhook POST ({payload.get('type', '?')})"
         body = encode_like_segment(payload)
-        gate = self._gate
-        with gate.acquire() if gate else contextlib.nullcontext():
-            try:
-                response = self._http.post(self._url.reveal(), content=body, headers=HEADERS)
-            except httpx.TransportError as exc:
-                if gate:
-                    gate.observe(None, None)
-                raise error_for_transport(exc, what=what) from None
-            if response.is_success:
-                if gate:
-                    gate.observe(response.status_code, None)
-                return
-            error = error_for_response(response, what=what, secrets=self._secrets)
-            if gate:
-                gate.observe(response.status_code, getattr(error, "retry_after", None))
-        log.info("webhook %s -> %s (%s)", what, response.status_code, error.error_class)
-        raise error
+        send_gated(
+            self._gate,
+            lambda: self._http.post(self._url.reveal(), content=body, headers=HEADERS),
+            what=what,
+            secrets=self._secrets,
+        )

@@ -44,6 +44,7 @@ class Recorded:
     query: dict[str, list[str]]
     headers: dict[str, str]
     body: bytes
+    client_port: int = 0
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -77,6 +78,7 @@ class RecordingServer:
                     parse_qs(parts.query),
                     {k.lower(): v for k, v in self.headers.items()},
                     body,
+                    self.client_address[1],
                 )
                 reply = owner._next(record)
                 if reply.delay:

@@ -207,7 +207,7 @@ def test_connection_refused_is_retryable() -> None:
 
 def test_success_body_that_is_not_json_is_permanent(server: RecordingServer) -> None:
     server.replies.append(Reply(200, "<html>proxy</html>", headers={"content-type": "text/html"}))
-    with pytest.raises(PermanentDeliveryError, match="not JSON"):
+    with pytest.raises(PermanentDeliveryError, match="not a JSON object"):
         make_client(server).get_attributes("cus_1")
 
 
@@ -318,3 +318,23 @@ def test_process_client_is_one_per_process() -> None:
     first = process_client(settings)
     assert process_client(settings) is first
     assert KEY not in repr(first)
+
+
+def test_a_json_body_that_is_not_an_object_is_permanent(server: RecordingServer) -> None:
+    server.replies.append(Reply(200, [1, 2]))
+    with pytest.raises(PermanentDeliveryError, match="not a JSON object"):
+        make_client(server).find_customer("acme")
+
+
+def test_broken_gzip_content_is_retryable(server: RecordingServer) -> None:
+    server.replies.append(Reply(200, b"not gzip at all", headers={"content-encoding": "gzip"}))
+    with pytest.raises(RetryableDeliveryError, match="could not be decoded"):
+        make_client(server).get_attributes("cus_1")
+
+
+def test_requests_reuse_one_pooled_connection(server: RecordingServer) -> None:
+    server.default = Reply(200, {"custom": {}})
+    client = make_client(server)
+    for _ in range(3):
+        client.get_attributes("cus_1")
+    assert len({r.client_port for r in server.requests}) == 1

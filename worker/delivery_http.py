@@ -1,17 +1,20 @@
-"""The one mapping from HTTP outcomes to the relay's delivery error taxonomy.
+"""HTTP plumbing shared by both delivery clients: the gate, the error taxonomy, secrecy.
 
-Both delivery clients (REST API and Actions webhook) classify every failure here, so retry,
-dead-letter and pause decisions cannot drift apart between them.
+The REST API client and the Actions webhook client send every request through `send_gated` and
+classify every failure here, so retry, dead-letter and pause decisions cannot drift apart.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from contextlib import AbstractContextManager
 from email.utils import parsedate_to_datetime
+from typing import Protocol
 
 import httpx
 
@@ -21,6 +24,17 @@ from cmrelay.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
+
+log = logging.getLogger(__name__)
+
+
+class RequestGate(Protocol):
+    """The engine's limiter: a rate token and an in-flight slot around each request."""
+
+    def acquire(self) -> AbstractContextManager[None]: ...
+
+    def observe(self, status: int | None, retry_after: float | None) -> None: ...
+
 
 # Segment's actions-core retries 408, 423, 429 and 5xx except 501 (not implemented: no retry
 # helps) and 505 (HTTP version not supported: a configuration problem of ours, not a blip).
@@ -97,9 +111,14 @@ def error_for_status(
     return PermanentDeliveryError(message, status=status, body=excerpt)
 
 
-def error_for_transport(exc: httpx.TransportError, *, what: str) -> RetryableDeliveryError:
+def error_for_transport(exc: httpx.RequestError, *, what: str) -> RetryableDeliveryError:
     """Timeouts and connection failures are always worth another try."""
-    kind = "timed out" if isinstance(exc, httpx.TimeoutException) else "connection failed"
+    if isinstance(exc, httpx.TimeoutException):
+        kind = "timed out"
+    elif isinstance(exc, httpx.DecodingError):
+        kind = "response body could not be decoded"
+    else:
+        kind = "connection failed"
     # The exception's own text names only the socket error; the request (and its auth header)
     # is deliberately not included.
     return RetryableDeliveryError(f"{what}: {kind} ({type(exc).__name__})")
@@ -139,3 +158,32 @@ def redact_in_library_logs(secret: str) -> None:
     """Keep `secret` (e.g. the webhook URL's path) out of httpx's own log lines."""
     if secret:
         _library_filter.secrets.add(secret)
+
+
+def send_gated(
+    gate: RequestGate | None,
+    send: Callable[[], httpx.Response],
+    *,
+    what: str,
+    secrets: Iterable[str],
+) -> httpx.Response:
+    """Run one request holding the gate, report its outcome to the gate; a success or raise."""
+    started = time.monotonic()
+    with gate.acquire() if gate else contextlib.nullcontext():
+        try:
+            response = send()
+        except httpx.RequestError as exc:  # transport, protocol and content-decoding failures
+            if gate:
+                gate.observe(None, None)
+            log.info("%s failed: %s", what, type(exc).__name__)
+            raise error_for_transport(exc, what=what) from None
+        if response.is_success:
+            if gate:
+                gate.observe(response.status_code, None)
+            log.debug("%s -> %s in %.3fs", what, response.status_code, time.monotonic() - started)
+            return response
+        error = error_for_response(response, what=what, secrets=secrets)
+        if gate:
+            gate.observe(response.status_code, getattr(error, "retry_after", None))
+    log.info("%s -> %s (%s)", what, response.status_code, error.error_class)
+    raise error
