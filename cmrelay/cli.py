@@ -71,6 +71,12 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument(
         "--webhook-token", default=None, help="the only Segment webhook token accepted"
     )
+    sandbox.add_argument(
+        "--data-source",
+        default=None,
+        metavar="DS_UUID",
+        help="create a data source with this fixed uuid at start (and after each reset)",
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     run = sub.add_parser("run", help="the whole relay on embedded defaults, in the foreground")

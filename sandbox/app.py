@@ -25,15 +25,21 @@ class Sandbox:
 
     def __init__(self, config: SandboxConfig) -> None:
         self.config = config
-        self.store = Store()
+        self.store = self._seeded_store()
         self.stats = Stats()
         self.faults = Faults(config)
         self.rate = RateLimiter(config.rate_limit)
         self.in_flight = InFlight(config.max_in_flight)
 
+    def _seeded_store(self) -> Store:
+        store = Store()
+        if self.config.data_source_uuid:
+            store.add_data_source(self.config.data_source_name, self.config.data_source_uuid)
+        return store
+
     def reset(self) -> None:
         """Back to the start-up state; requests in flight keep their slots."""
-        self.store = Store()
+        self.store = self._seeded_store()
         self.stats = Stats()
         self.faults = Faults(self.config)
         self.rate = RateLimiter(self.config.rate_limit)

@@ -27,6 +27,10 @@ class SandboxConfig:
     """Status code -> probability that an API request answers with it."""
     webhook_token: str | None = None
     """The only token accepted by the Segment webhook receiver; None accepts any."""
+    data_source_uuid: str | None = None
+    """A data source created at start and after every reset, with this fixed uuid (ds_...)."""
+    data_source_name: str = "Segment"
+    """The name of that data source."""
     seed: int | None = None
     """Seed of the fault dice, for reproducible runs."""
 

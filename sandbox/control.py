@@ -24,11 +24,7 @@ def _sandbox(request: Request) -> Sandbox:
 async def state(request: Request) -> Response:
     """GET /_sandbox/state: everything that arrived, as JSON."""
     store = _sandbox(request).store
-    customers = []
-    for customer in store.customers.values():
-        body = shapes.customer(customer, store.data_sources)
-        body["primary_contact"] = customer.primary_contact
-        customers.append(body)
+    customers = [shapes.customer(c, store.data_sources) for c in store.customers.values()]
     return JSONResponse(
         {
             "data_sources": [shapes.data_source(ds) for ds in store.data_sources.values()],

@@ -143,7 +143,9 @@ class Gate:
         if injected is None:
             await self.inner(scope, receive, send)
         elif injected == 429:
-            await respond_json(send, 429, RATE_LIMITED)
+            retry = faults.retry_after
+            extra = {"retry-after": f"{retry:g}"} if retry is not None else None
+            await respond_json(send, 429, RATE_LIMITED, extra)
         elif injected >= 500:
             await respond(send, injected, plain_error(injected), "text/plain")
         else:

@@ -36,12 +36,20 @@ def customer_changes(body: Mapping[str, Any]) -> dict[str, Any]:
         changes["country"] = country_code(body["country"])
     if "status" in body and body["status"] is not None:
         changes["status"] = lead_status(body["status"])
-    if "primary_contact" in body:
-        contact = body["primary_contact"]
-        if contact is not None and not isinstance(contact, dict):
-            raise Invalid({"primary_contact": "Must be an object."})
-        changes["primary_contact"] = contact
     return changes
+
+
+def primary_contact(body: Mapping[str, Any]) -> dict[str, Any] | None:
+    """The contact fields of `primary_contact`, which ChartMogul turns into a contact."""
+    contact = body.get("primary_contact")
+    if contact is None:
+        return None
+    if not isinstance(contact, dict):
+        raise Invalid({"primary_contact": "Must be an object."})
+    try:
+        return contact_changes(contact)
+    except Invalid as exc:
+        raise Invalid({f"primary_contact.{k}": v for k, v in exc.errors.items()}) from None
 
 
 def customer_attributes(

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 # Customer fields a client may set on create and PATCH, all stored as given (or None).
 CUSTOMER_TEXT_FIELDS = ("state", "city", "zip", "owner", "website_url")
@@ -53,7 +52,6 @@ class Customer:
     lead_created_at: str | None = None
     free_trial_started_at: str | None = None
     status: str = "New Lead"
-    primary_contact: dict[str, Any] | None = None
     tags: list[str] = field(default_factory=list)
     custom: dict[str, object] = field(default_factory=dict)
     data_source_uuids: list[str] = field(default_factory=list)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
@@ -29,6 +30,15 @@ def not_found(what: str, param: str | None = None) -> ApiError:
     return ApiError(404, f"{what} not found", param)
 
 
+def _no_constants(name: str) -> object:
+    raise ValueError(f"{name} is not JSON")
+
+
+def parse_json(raw: bytes) -> object:
+    """Strict JSON: NaN and Infinity, which Python would accept, are refused like elsewhere."""
+    return json.loads(raw, parse_constant=_no_constants)
+
+
 def store_of(request: Request) -> Store:
     """The store of the sandbox serving this request."""
     store: Store = request.app.state.sandbox.store
@@ -43,7 +53,7 @@ async def json_body(request: Request, *, required: bool = True) -> dict[str, Any
             raise ApiError(400, "A JSON request body is required")
         return {}
     try:
-        body = json.loads(raw)
+        body = parse_json(raw)
     except (ValueError, UnicodeDecodeError):
         raise ApiError(400, "The request body is not valid JSON") from None
     if not isinstance(body, dict):
@@ -78,4 +88,11 @@ async def invalid(request: Request, exc: Exception) -> Response:
     return JSONResponse({"errors": exc.errors}, status_code=422)
 
 
-EXCEPTION_HANDLERS = {ApiError: api_error, Invalid: invalid}
+async def http_error(request: Request, exc: Exception) -> Response:
+    """Unknown paths and wrong methods in the same {"code", "message", "param"} shape."""
+    assert isinstance(exc, HTTPException)
+    body = shapes.error(exc.status_code, exc.detail)
+    return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+
+EXCEPTION_HANDLERS = {ApiError: api_error, Invalid: invalid, HTTPException: http_error}

@@ -9,8 +9,10 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import shapes
-from sandbox.responses import json_body, store_of
-from sandbox.routes_customers import customer_of
+from sandbox.paging import MAX_PER_PAGE
+from sandbox.records import Customer
+from sandbox.responses import ApiError, json_body, store_of
+from sandbox.routes_customers import customer_of, render
 from sandbox.validation import Invalid, check_key, tag_list, typed_attributes, untyped_attributes
 
 Parser = Callable[[object, Mapping[str, str]], list[tuple[str, str, object]]]
@@ -67,6 +69,38 @@ async def remove_tags(request: Request) -> Response:
     return JSONResponse({"tags": list(customer.tags)})
 
 
+def _by_email(request: Request, body: dict[str, object]) -> list[Customer]:
+    email = body.get("email")
+    if not isinstance(email, str) or not email:
+        raise Invalid({"email": "An email is required."})
+    found, _ = store_of(request).find_customers(after=None, size=MAX_PER_PAGE, email=email)
+    if not found:
+        raise ApiError(404, f'Can\'t find any customers with email: "{email}"', "email")
+    return found
+
+
+async def add_custom_by_email(request: Request) -> Response:
+    """POST /v1/customers/attributes/custom {email, custom}: every customer with that email."""
+    store = store_of(request)
+    body = await json_body(request)
+    triples = typed_attributes(body.get("custom"), store.attribute_types)
+    store.check_custom(triples)
+    found = _by_email(request, body)
+    for customer in found:
+        store.set_custom(customer, triples)
+    return JSONResponse({"entries": [render(request, c) for c in found]})
+
+
+async def add_tags_by_email(request: Request) -> Response:
+    """POST /v1/customers/attributes/tags {email, tags}: every customer with that email."""
+    body = await json_body(request)
+    tags = tag_list(body)
+    found = _by_email(request, body)
+    for customer in found:
+        customer.tags.extend(tag for tag in dict.fromkeys(tags) if tag not in customer.tags)
+    return JSONResponse({"entries": [render(request, c) for c in found]})
+
+
 _BASE = "/v1/customers/{uuid}/attributes"
 ROUTES = [
     Route(_BASE, get_attributes, methods=["GET"]),
@@ -75,4 +109,6 @@ ROUTES = [
     Route(f"{_BASE}/custom", remove_custom, methods=["DELETE"]),
     Route(f"{_BASE}/tags", add_tags, methods=["POST"]),
     Route(f"{_BASE}/tags", remove_tags, methods=["DELETE"]),
+    Route("/v1/customers/attributes/custom", add_custom_by_email, methods=["POST"]),
+    Route("/v1/customers/attributes/tags", add_tags_by_email, methods=["POST"]),
 ]

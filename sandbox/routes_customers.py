@@ -7,7 +7,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import shapes
-from sandbox.inputs import customer_attributes, customer_changes
+from sandbox.inputs import customer_attributes, customer_changes, primary_contact
 from sandbox.records import Customer
 from sandbox.responses import ApiError, json_body, not_found, paging, store_of
 from sandbox.state import Store
@@ -36,11 +36,14 @@ async def create_customer(request: Request) -> Response:
         raise Invalid({"data_source_uuid": "Data source not found."})
     external_id = required_text(body, "external_id", "An external ID is required.")
     changes = customer_changes(body)
+    contact = primary_contact(body)
     tags, custom = customer_attributes(body, store.attribute_types)
     store.check_custom(custom)
     customer = store.add_customer(source, external_id, **changes)  # 422 if a duplicate
     customer.tags = list(dict.fromkeys(tags))
     store.set_custom(customer, custom)
+    if contact:
+        store.set_primary_contact(customer, contact)
     return JSONResponse(render(request, customer), status_code=201)
 
 
@@ -55,9 +58,12 @@ async def patch_customer(request: Request) -> Response:
     customer = customer_of(request)
     body = await json_body(request)
     changes = customer_changes(body)
+    contact = primary_contact(body)
     tags, custom = customer_attributes(body, store.attribute_types)
     store.set_custom(customer, custom)
     store.update_customer(customer, changes)
+    if contact:
+        store.set_primary_contact(customer, contact)
     customer.tags.extend(tag for tag in dict.fromkeys(tags) if tag not in customer.tags)
     return JSONResponse(render(request, customer))
 

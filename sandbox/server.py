@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import re
 
 import uvicorn
 
@@ -10,6 +11,8 @@ from cmrelay.errors import ConfigurationError
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
 from sandbox.runner import uvicorn_config
+
+DATA_SOURCE_UUID = re.compile(r"^ds_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
 def parse_error_rates(items: list[str] | None) -> dict[int, float]:
@@ -33,6 +36,9 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
     """The sandbox configuration named by the CLI options."""
     if args.rate_limit < 0 or args.max_in_flight < 0 or args.latency < 0:
         raise ConfigurationError("--rate-limit, --max-in-flight and --latency must be >= 0")
+    source = getattr(args, "data_source", None)
+    if source is not None and not DATA_SOURCE_UUID.match(source):
+        raise ConfigurationError("--data-source must look like ds_<uuid>")
     return SandboxConfig(
         api_key=args.api_key or None,
         rate_limit=args.rate_limit,
@@ -41,6 +47,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         latency_max=getattr(args, "latency_max", None),
         error_rates=parse_error_rates(getattr(args, "error_rate", None)),
         webhook_token=getattr(args, "webhook_token", None),
+        data_source_uuid=source,
     )
 
 
@@ -50,7 +57,8 @@ def serve_sandbox(args: argparse.Namespace) -> int:
     app = create_sandbox_app(config)
     print(
         f"ChartMogul sandbox on http://{args.host}:{args.port}/v1 "
-        f"(control API: /_sandbox/, {config!r})",
+        f"(control API: /_sandbox/, {config!r})"
+        + (f"; data source {config.data_source_uuid}" if config.data_source_uuid else ""),
         flush=True,
     )
     uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="info")).run()

@@ -52,13 +52,14 @@ class Store:
 
     # Data sources -----------------------------------------------------------------------------
 
-    def add_data_source(self, name: object) -> DataSource:
-        """A new data source; names are required and unique."""
+    def add_data_source(self, name: object, uuid: str | None = None) -> DataSource:
+        """A new data source; names are required and unique. `uuid` pins its identifier."""
         if not isinstance(name, str) or not name.strip():
             raise Invalid({"name": "A name is required for each data source."})
         if any(ds.name == name for ds in self.data_sources.values()):
             raise Invalid({"name": "Has already been taken."})
-        source = DataSource(new_uuid("ds"), name, format_timestamp(datetime.now(UTC)))
+        created = format_timestamp(datetime.now(UTC))
+        source = DataSource(uuid or new_uuid("ds"), name, created)
         self.data_sources[source.uuid] = source
         return source
 
@@ -245,6 +246,15 @@ class Store:
         self._index_email(contact.uuid, contact.email, self._contacts_by_email)
         if contact.customer_uuid:
             self._contacts_by_customer[contact.customer_uuid].add(contact.uuid)
+
+    def set_primary_contact(self, customer: Customer, changes: dict[str, Any]) -> Contact:
+        """Update the customer's first contact at position 1, or add one there."""
+        mine = [self.contacts[u] for u in self._contacts_by_customer.get(customer.uuid, ())]
+        primary = min((c for c in mine if c.position == 1), key=lambda c: c.seq, default=None)
+        if primary is None:
+            return self.add_contact(customer, customer.data_source_uuid, **changes)
+        self.update_contact(primary, changes)
+        return primary
 
     def delete_contact(self, contact: Contact) -> None:
         """Remove a contact."""

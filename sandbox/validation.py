@@ -40,7 +40,10 @@ def parse_timestamp(value: object) -> datetime:
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         raise ValueError("not a timestamp")
     if isinstance(value, int | float):
-        return datetime.fromtimestamp(value, tz=UTC)
+        try:
+            return datetime.fromtimestamp(value, tz=UTC)
+        except (OverflowError, OSError):
+            raise ValueError("timestamp out of range") from None
     text = value.strip()
     if text.endswith(" UTC"):
         text = text[:-4]
@@ -60,7 +63,8 @@ def coerce(kind: str, key: str, value: object) -> object:
     try:
         return _COERCERS[kind](value)
     except (ValueError, TypeError, OverflowError):
-        raise Invalid({f"custom.{key}": f"Value {value!r} is not a valid {kind}."}) from None
+        shown = repr(value)[:80]  # errors echo the value, but not a megabyte of it
+        raise Invalid({f"custom.{key}": f"Value {shown} is not a valid {kind}."}) from None
 
 
 def _string(value: object) -> str:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -10,7 +9,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from sandbox.responses import store_of
+from sandbox.responses import parse_json, store_of
 from sandbox.validation import parse_timestamp
 
 COMMON = ("type", "message_id", "timestamp", "sent_at")
@@ -60,8 +59,10 @@ def _object(payload: dict[str, Any], key: str, allowed: frozenset[str]) -> dict[
         return None
     if not isinstance(value, dict) or not set(value) <= allowed:
         raise RejectedError(f"'{key}' must be an object with only {', '.join(sorted(allowed))}.")
-    for sub in value:
-        _string(value, sub)
+    for sub, text in value.items():
+        # Segment strips empty strings at the root only, so "" may arrive inside an object.
+        if not isinstance(text, str):
+            raise RejectedError(f"'{key}.{sub}' must be a string.")
     return value
 
 
@@ -81,7 +82,7 @@ def check_contact(payload: dict[str, Any]) -> None:
     for key in CONTACT_FIELDS - set(COMMON) - {"company"}:
         _string(payload, key)
     company = _object(payload, "company", frozenset({"id", "name"}))
-    if company is not None and "id" not in company:
+    if company is not None and not company.get("id"):
         raise RejectedError("missing the required field 'company.id'.")
     if "user_id" not in payload and "anonymous_id" not in payload:
         raise RejectedError("The user_id and/or anonymous_id must be present.")
@@ -111,7 +112,7 @@ async def receive(request: Request) -> Response:
     if token is not None and request.path_params["token"] != token:
         return JSONResponse({"error": "Unknown webhook"}, status_code=404)
     try:
-        payload = json.loads(await request.body())
+        payload = parse_json(await request.body())
     except (ValueError, UnicodeDecodeError):
         return JSONResponse({"error": "The body is not valid JSON."}, status_code=400)
     if payload == {}:

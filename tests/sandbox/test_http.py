@@ -174,6 +174,13 @@ def test_malformed_requests_are_400_never_500(
     assert response.json()["code"] == 400
 
 
+def test_unknown_paths_and_methods_answer_json(api: httpx.Client) -> None:
+    missing = api.get("/invoices")
+    assert missing.status_code == 404
+    assert missing.json() == {"code": 404, "message": "Not Found", "param": None}
+    assert api.put("/contacts").json()["code"] == 405
+
+
 def test_unknown_uuids_are_404_in_chartmogul_style(api: httpx.Client) -> None:
     for path in ("/customers/cus_nope", "/contacts/con_nope", "/customers/cus_nope/attributes"):
         response = api.get(path)

@@ -46,6 +46,14 @@ def test_retry_after_is_sent_when_configured(api: httpx.Client, control: httpx.C
     assert refused.headers["retry-after"] == "1"
 
 
+def test_injected_429_carries_retry_after_when_configured(
+    api: httpx.Client, control: httpx.Client
+) -> None:
+    control.post("/faults", json={"error_rates": {"429": 1.0}, "retry_after": 2.5})
+    refused = api.get("/ping")
+    assert (refused.status_code, refused.headers["retry-after"]) == (429, "2.5")
+
+
 def test_the_window_slides() -> None:
     now = [0.0]
     limiter = RateLimiter(2, clock=lambda: now[0])

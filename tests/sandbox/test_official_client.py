@@ -253,3 +253,38 @@ def test_wrong_key_is_an_api_error(sandbox_server: object, cm: chartmogul.Config
     with pytest.raises(chartmogul.APIError) as caught:
         chartmogul.Ping.ping(wrong).get()
     assert caught.value.__cause__.response.status_code == 401
+
+
+def test_custom_attributes_and_tags_by_email(cm: chartmogul.Config, source: str) -> None:
+    _customer(cm, source, "one", email="team@example.com")
+    _customer(cm, source, "two", email="team@example.com")
+    custom = [{"type": "String", "key": "plan", "value": "pro"}]
+    result = chartmogul.CustomAttributes.add_by_email(
+        cm, data={"email": "team@example.com", "custom": custom}
+    ).get()
+    assert [c.attributes.custom for c in result.entries] == [{"plan": "pro"}] * 2
+    tagged = chartmogul.Tags.add_by_email(
+        cm, data={"email": "team@example.com", "tags": ["vip"]}
+    ).get()
+    assert [c.attributes.tags for c in tagged.entries] == [["vip"]] * 2
+
+
+def test_primary_contact_becomes_a_contact(cm: chartmogul.Config, source: str) -> None:
+    customer = _customer(
+        cm, source, "pc", primary_contact={"first_name": "Anna", "email": "anna@example.com"}
+    )
+    (contact,) = chartmogul.Customer.contacts(cm, uuid=customer.uuid).get().entries
+    assert (contact.first_name, contact.email, contact.position) == (
+        "Anna",
+        "anna@example.com",
+        1,
+    )
+    chartmogul.Customer.modify(
+        cm, uuid=customer.uuid, data={"primary_contact": {"last_name": "Gardner"}}
+    ).get()
+    (updated,) = chartmogul.Customer.contacts(cm, uuid=customer.uuid).get().entries
+    assert (updated.uuid, updated.first_name, updated.last_name) == (
+        contact.uuid,
+        "Anna",
+        "Gardner",
+    )

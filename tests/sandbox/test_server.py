@@ -12,6 +12,7 @@ import pytest
 
 from cmrelay.cli import build_parser
 from cmrelay.errors import ConfigurationError
+from sandbox.runner import SandboxServer
 from sandbox.server import config_from_args, parse_error_rates
 
 
@@ -30,6 +31,19 @@ def test_cli_options_become_the_config() -> None:
     assert (config.api_key, config.rate_limit, config.max_in_flight) == ("s3cr3t-key", 0, 20)
     assert config.error_rates == {502: 0.1}
     assert "s3cr3t" not in repr(config)
+
+
+def test_a_fixed_data_source_is_seeded_and_survives_reset() -> None:
+    uuid = "ds_00000000-0000-4000-8000-000000000001"
+    args = build_parser().parse_args(["sandbox", "--data-source", uuid])
+    with SandboxServer(config_from_args(args)) as server:
+        listed = httpx.get(f"{server.base_url}/data_sources", auth=("k", "")).json()
+        assert [ds["uuid"] for ds in listed["data_sources"]] == [uuid]
+        httpx.post(f"{server.control_url}/reset")
+        again = httpx.get(f"{server.base_url}/data_sources/{uuid}", auth=("k", ""))
+        assert again.json()["name"] == "Segment"
+    with pytest.raises(ConfigurationError):
+        config_from_args(build_parser().parse_args(["sandbox", "--data-source", "nope"]))
 
 
 @pytest.mark.parametrize("bad", [["x"], ["502=2"], ["200=0.1"], ["500=0.6", "502=0.6"]])

@@ -14,7 +14,6 @@ def test_state_lists_customers_contacts_types_and_sources(
             "data_source_uuid": source,
             "external_id": "g1",
             "name": "Soft Tech",
-            "primary_contact": {"email": "a@b.co"},
             "attributes": {"custom": [{"type": "Integer", "key": "seats", "value": 5}]},
         },
     ).json()
@@ -31,7 +30,6 @@ def test_state_lists_customers_contacts_types_and_sources(
     assert [ds["uuid"] for ds in state["data_sources"]] == [source]
     (dumped,) = state["customers"]
     assert dumped["external_id"] == "g1" and dumped["attributes"]["custom"] == {"seats": 5}
-    assert dumped["primary_contact"] == {"email": "a@b.co"}
     (contact,) = state["contacts"]
     assert contact["customer_uuid"] == customer["uuid"] and contact["custom"] == {"plan": "pro"}
     assert state["custom_attribute_types"] == {"seats": "Integer"}

@@ -97,7 +97,8 @@ def test_full_payloads_are_accepted(sandbox_server: SandboxServer) -> None:
     customer = {
         **VALID_CUSTOMER,
         "created_at": "2021-02-01T00:00:00.000Z",
-        "address": {"city": "Berlin", "postal_code": "10115", "country": "DE"},
+        # Segment strips empty strings at the root only.
+        "address": {"city": "Berlin", "postal_code": "10115", "country": "DE", "street": ""},
     }
     assert _post(sandbox_server, contact).status_code == 200
     assert _post(sandbox_server, customer).status_code == 200
