@@ -102,17 +102,9 @@ async def search_customers(request: Request) -> Response:
     if not email:
         raise ApiError(400, "The email parameter is required", "email")
     store = store_of(request)
-    by_contact: set[str] = set()
-    if request.query_params.get("with_associated_emails") == "true":
-        by_contact = store.customers_with_contact_email(email)
-    if by_contact:
-        found, more = store.find_customers(
-            after=after,
-            size=size,
-            keep=lambda c: c.uuid in by_contact or c.email.lower() == email.lower(),
-        )
-    else:
-        found, more = store.find_customers(after=after, size=size, email=email)
+    associated = request.query_params.get("with_associated_emails") == "true"
+    among = store.customers_with_email(email, contacts=associated)
+    found, more = store.find_customers(after=after, size=size, among=among)
     if not found and after is None:
         raise ApiError(404, f'Can\'t find any customers with email: "{email}"', "email")
     return _page(request, found, more)

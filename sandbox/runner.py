@@ -32,15 +32,24 @@ def uvicorn_config(app: Gate, *, host: str, port: int, log_level: str) -> uvicor
 class SandboxServer:
     """Start with `with SandboxServer(config) as server:`; `server.base_url` ends in /v1."""
 
-    def __init__(self, config: SandboxConfig | None = None, *, start_timeout: float = 10.0) -> None:
+    def __init__(
+        self,
+        config: SandboxConfig | None = None,
+        *,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        start_timeout: float = 10.0,
+    ) -> None:
         self.app = create_sandbox_app(config)
         self._start_timeout = start_timeout
+        # Bound here, not by uvicorn, so the port (0 = a free one) is known before start().
         self._socket = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._socket.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        self._socket.bind(("127.0.0.1", 0))
+        self._socket.bind((host, port))
+        self.host = host
         self.port: int = self._socket.getsockname()[1]
         self._server = uvicorn.Server(
-            uvicorn_config(self.app, host="127.0.0.1", port=self.port, log_level="warning")
+            uvicorn_config(self.app, host=host, port=self.port, log_level="warning")
         )
         self._thread = threading.Thread(
             target=self._server.run, kwargs={"sockets": [self._socket]}, daemon=True
@@ -53,8 +62,8 @@ class SandboxServer:
 
     @property
     def root_url(self) -> str:
-        """http://127.0.0.1:N"""
-        return f"http://127.0.0.1:{self.port}"
+        """http://HOST:N"""
+        return f"http://{self.host}:{self.port}"
 
     @property
     def base_url(self) -> str:

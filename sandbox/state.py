@@ -178,11 +178,14 @@ class Store:
         data_source_uuid: str | None = None,
         external_id: str | None = None,
         email: str | None = None,
+        among: Iterable[str] | None = None,
         keep: Callable[[Customer], bool] | None = None,
     ) -> tuple[list[Customer], bool]:
         """One page of customers matching the filters, via the most selective index."""
         seqs: list[int]
-        if data_source_uuid is not None and external_id is not None:
+        if among is not None:
+            seqs = self._seqs_of(among)
+        elif data_source_uuid is not None and external_id is not None:
             hit = self._customer_by_ds_ext.get((data_source_uuid, external_id))
             seqs = [self.customers[hit].id] if hit else []
         elif external_id is not None:
@@ -206,9 +209,11 @@ class Store:
     def _seqs_of(self, uuids: Iterable[str]) -> list[int]:
         return sorted(self.customers[u].id for u in uuids)
 
-    def customers_with_contact_email(self, email: str) -> set[str]:
-        """Uuids of customers that have a contact with this email."""
-        found = set()
+    def customers_with_email(self, email: str, *, contacts: bool) -> set[str]:
+        """Uuids of customers with this email (or, with `contacts`, a contact with it)."""
+        found = set(self._customers_by_email.get(email.lower(), ()))
+        if not contacts:
+            return found
         for contact_uuid in self._contacts_by_email.get(email.lower(), ()):
             owner = self.contacts[contact_uuid].customer_uuid
             if owner:

@@ -225,3 +225,20 @@ def test_patch_accepts_custom_as_a_typed_list_too(api: httpx.Client, source: str
     custom = [{"type": "Decimal", "key": "score", "value": "2.5"}]
     body = api.patch(f"/customers/{uuid}", json={"attributes": {"custom": custom}}).json()
     assert body["attributes"]["custom"] == {"score": 2.5}
+
+
+def test_search_with_associated_emails_also_matches_contacts(
+    api: httpx.Client, source: str
+) -> None:
+    owner = api.post(
+        "/customers", json={"data_source_uuid": source, "external_id": "o", "email": "boss@x.co"}
+    ).json()
+    api.post(
+        f"/customers/{owner['uuid']}/contacts",
+        json={"data_source_uuid": source, "email": "dev@x.co"},
+    )
+    assert api.get("/customers/search", params={"email": "dev@x.co"}).status_code == 404
+    found = api.get(
+        "/customers/search", params={"email": "dev@x.co", "with_associated_emails": "true"}
+    ).json()
+    assert [c["uuid"] for c in found["entries"]] == [owner["uuid"]]
