@@ -54,8 +54,18 @@ class Customer:
     status: str = "New Lead"
     tags: list[str] = field(default_factory=list)
     custom: dict[str, object] = field(default_factory=dict)
-    data_source_uuids: list[str] = field(default_factory=list)
-    external_ids: list[str] = field(default_factory=list)
+    identities: list[tuple[str, str]] = field(default_factory=list)
+    """Every (data source uuid, external id) this customer answers to; several after a merge."""
+
+    @property
+    def data_source_uuids(self) -> list[str]:
+        """The distinct data sources, first one first."""
+        return list(dict.fromkeys(ds for ds, _ in self.identities))
+
+    @property
+    def external_ids(self) -> list[str]:
+        """The distinct external ids, first one first."""
+        return list(dict.fromkeys(ext for _, ext in self.identities))
 
 
 @dataclass

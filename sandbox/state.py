@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid as uuidlib
-from bisect import bisect_left, insort
+from bisect import bisect_left
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
@@ -83,8 +83,7 @@ class Store:
             uuid=new_uuid("cus"),
             data_source_uuid=data_source_uuid,
             external_id=external_id,
-            data_source_uuids=[data_source_uuid],
-            external_ids=[external_id],
+            identities=[(data_source_uuid, external_id)],
             **fields,
         )
         self.customers[customer.uuid] = customer
@@ -97,7 +96,10 @@ class Store:
     def _link_source(self, customer: Customer, ds: str, external_id: str) -> None:
         self._customer_by_ds_ext[(ds, external_id)] = customer.uuid
         self._customers_by_ext[external_id].add(customer.uuid)
-        insort(self._customer_seqs_by_ds[ds], customer.id)
+        seqs = self._customer_seqs_by_ds[ds]
+        index = bisect_left(seqs, customer.id)
+        if index == len(seqs) or seqs[index] != customer.id:  # once per data source
+            seqs.insert(index, customer.id)
 
     @staticmethod
     def _index_email(key: str, email: str | None, index: defaultdict[str, set[str]]) -> None:
@@ -122,7 +124,7 @@ class Store:
 
     def delete_customer(self, customer: Customer) -> None:
         """Remove a customer, its identities and its contacts."""
-        for ds, ext in zip(customer.data_source_uuids, customer.external_ids, strict=True):
+        for ds, ext in customer.identities:
             self._unlink_source(customer, ds, ext)
         self._unindex_email(customer.uuid, customer.email, self._customers_by_email)
         for contact_uuid in list(self._contacts_by_customer.get(customer.uuid, ())):
@@ -159,13 +161,12 @@ class Store:
 
     def merge_customers(self, source: Customer, target: Customer) -> None:
         """Fold `source` into `target`: identities, tags, custom attributes and contacts."""
-        pairs = list(zip(source.data_source_uuids, source.external_ids, strict=True))
+        pairs = list(source.identities)
         for contact_uuid in list(self._contacts_by_customer.get(source.uuid, ())):
             self.update_contact(self.contacts[contact_uuid], {"customer_uuid": target.uuid})
         self.delete_customer(source)
         for ds, ext in pairs:
-            target.data_source_uuids.append(ds)
-            target.external_ids.append(ext)
+            target.identities.append((ds, ext))
             self._link_source(target, ds, ext)
         target.tags.extend(tag for tag in source.tags if tag not in target.tags)
         target.custom = {**source.custom, **target.custom}
@@ -199,7 +200,9 @@ class Store:
 
         def passes(seq: int) -> bool:
             customer = self.customers[self._customer_by_seq[seq]]
-            if data_source_uuid is not None and data_source_uuid not in customer.data_source_uuids:
+            if data_source_uuid is not None and all(
+                ds != data_source_uuid for ds, _ in customer.identities
+            ):
                 return False
             return keep is None or keep(customer)
 

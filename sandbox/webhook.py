@@ -121,7 +121,8 @@ async def receive(request: Request) -> Response:
     if not isinstance(payload, dict):
         return JSONResponse({"error": "The body must be a JSON object."}, status_code=400)
     try:
-        check = CHECKS.get(payload.get("type"))  # type: ignore[arg-type]
+        kind = payload.get("type")
+        check = CHECKS.get(kind) if isinstance(kind, str) else None
         if check is None:
             raise RejectedError('type must be "Send Contact" or "Send Customer".')
         check(payload)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -23,8 +24,12 @@ def _burst(api: httpx.Client, count: int) -> tuple[list[httpx.Response], float]:
 
 
 def test_41_quick_requests_meet_the_default_limit(api: httpx.Client, control: httpx.Client) -> None:
-    control.post("/faults", json={"rate_limit": 40})
-    responses, elapsed = _burst(api, 41)
+    for _ in range(3):  # a busy box may stretch one burst past the window; try again
+        control.post("/reset")
+        control.post("/faults", json={"rate_limit": 40})
+        responses, elapsed = _burst(api, 41)
+        if elapsed < 1.0:
+            break
     assert elapsed < 1.0, "the burst was too slow to test a 1 s window"
     limited = [r for r in responses if r.status_code == 429]
     assert len(limited) >= 1
@@ -76,9 +81,15 @@ def test_in_flight_counts_slots() -> None:
 
 
 def _concurrent_pings(url: str, count: int) -> list[int]:
+    # Connect first, then release every request at once: on a busy box, thread start-up
+    # alone can otherwise spread the requests wider than the injected latency.
+    barrier = threading.Barrier(count)
+
     def one(_: int) -> int:
-        response = httpx.get(url, auth=("sandbox-test-key", ""), timeout=10)
-        return response.status_code
+        with httpx.Client(auth=("sandbox-test-key", ""), timeout=15) as client:
+            client.get(url.replace("/v1/ping", "/_sandbox/faults"))  # opens the connection
+            barrier.wait(timeout=15)
+            return client.get(url).status_code
 
     with ThreadPoolExecutor(max_workers=count) as pool:
         return list(pool.map(one, range(count)))
@@ -87,7 +98,7 @@ def _concurrent_pings(url: str, count: int) -> list[int]:
 def test_more_than_20_slow_requests_in_flight_get_503(
     sandbox_server: object, control: httpx.Client
 ) -> None:
-    control.post("/faults", json={"max_in_flight": 20, "latency": 0.6})
+    control.post("/faults", json={"max_in_flight": 20, "latency": 1.0})
     statuses = _concurrent_pings(f"{control.base_url.join('/v1/ping')}", 26)
     assert statuses.count(503) >= 1
     assert statuses.count(200) <= 20

@@ -137,6 +137,9 @@ def test_customer_merge_is_accepted_and_folds_identities(
     assert merged.attributes.tags == ["t"]
     found = chartmogul.Customer.all(cm, external_id="gone", data_source_uuid=source).get()
     assert [c.uuid for c in found.entries] == [keep.uuid]
+    assert merged.data_source_uuids == [source]
+    listed = chartmogul.Customer.all(cm, data_source_uuid=source).get()
+    assert [c.uuid for c in listed.entries] == [keep.uuid]
 
 
 def test_custom_attributes_add_update_remove_and_retrieve(
