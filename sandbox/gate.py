@@ -7,6 +7,7 @@ import base64
 import binascii
 import contextlib
 import json
+import math
 import socket
 import struct
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,11 @@ def api_key(scope: Scope) -> str | None:
                 return None
             return decoded.partition(":")[0] or None
     return None
+
+
+def retry_after_header(seconds: float | None) -> dict[str, str] | None:
+    """A Retry-After header: whole seconds, rounded up (clients reject fractions)."""
+    return None if seconds is None else {"retry-after": str(math.ceil(seconds))}
 
 
 async def respond(
@@ -117,8 +123,7 @@ class Gate:
         if key is None or (expected is not None and key != expected):
             await respond_json(send, 401, UNAUTHORIZED)
             return
-        retry = sandbox.faults.retry_after
-        extra = {"retry-after": f"{retry:g}"} if retry is not None else None
+        extra = retry_after_header(sandbox.faults.retry_after)
         if not sandbox.in_flight.acquire():
             await respond_json(send, 503, TOO_MANY_PARALLEL, extra)
             return
@@ -143,8 +148,7 @@ class Gate:
         if injected is None:
             await self.inner(scope, receive, send)
         elif injected == 429:
-            retry = faults.retry_after
-            extra = {"retry-after": f"{retry:g}"} if retry is not None else None
+            extra = retry_after_header(faults.retry_after)
             await respond_json(send, 429, RATE_LIMITED, extra)
         elif injected >= 500:
             await respond(send, injected, plain_error(injected), "text/plain")

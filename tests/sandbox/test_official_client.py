@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import chartmogul
+import chartmogul.resource
 import httpx
 import pytest
+import requests
+from chartmogul import retry_request
 
 
 def _customer(cm: chartmogul.Config, source: str, external_id: str, **extra: object) -> object:
@@ -291,3 +295,22 @@ def test_primary_contact_becomes_a_contact(cm: chartmogul.Config, source: str) -
         "Anna",
         "Gardner",
     )
+
+
+def test_the_official_client_waits_out_retry_after_and_retries(
+    cm: chartmogul.Config, control: httpx.Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The client mounts its retrying adapter on https:// only; mount it on http:// too.
+    def retrying_session(retries: int, backoff_factor: float) -> requests.Session:
+        session = requests.Session()
+        session.mount("http://", retry_request._retry_adapter(3, 0))
+        return session
+
+    monkeypatch.setattr(chartmogul.resource, "requests_retry_session", retrying_session)
+    control.post("/faults", json={"rate_limit": 1, "retry_after": 1})
+    started = time.monotonic()
+    assert chartmogul.Ping.ping(cm).get().data == "pong!"
+    assert chartmogul.Ping.ping(cm).get().data == "pong!"  # 429, waits 1 s, retried
+    assert time.monotonic() - started >= 0.9
+    by_status = control.get("/stats").json()["by_endpoint"]["GET /v1/ping"]
+    assert by_status["429"] >= 1 and by_status["200"] == 2
