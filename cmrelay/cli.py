@@ -59,6 +59,24 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--rate-limit", type=int, default=40, help="requests/s, 0 = off")
     sandbox.add_argument("--max-in-flight", type=int, default=20, help="0 = off")
     sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    sandbox.add_argument(
+        "--latency-max", type=float, default=None, help="random latency in [--latency, this]"
+    )
+    sandbox.add_argument(
+        "--error-rate",
+        action="append",
+        metavar="STATUS=RATE",
+        help="answer this share of requests with STATUS, e.g. 502=0.05 (repeatable)",
+    )
+    sandbox.add_argument(
+        "--webhook-token", default=None, help="the only Segment webhook token accepted"
+    )
+    sandbox.add_argument(
+        "--data-source",
+        default=None,
+        metavar="DS_UUID",
+        help="create a data source with this fixed uuid at start (and after each reset)",
+    )
     sandbox.set_defaults(handler=_sandbox)
 
     run = sub.add_parser("run", help="the whole relay on embedded defaults, in the foreground")

@@ -1,12 +1,65 @@
-"""Serve the ChartMogul sandbox (filled in by the sandbox work)."""
+"""`cmrelay sandbox`: the sandbox in the foreground on --host/--port."""
 
 from __future__ import annotations
 
 import argparse
+import re
+
+import uvicorn
 
 from cmrelay.errors import ConfigurationError
+from sandbox.app import create_sandbox_app
+from sandbox.config import SandboxConfig
+from sandbox.runner import uvicorn_config
+
+DATA_SOURCE_UUID = re.compile(r"^ds_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+
+
+def parse_error_rates(items: list[str] | None) -> dict[int, float]:
+    """`--error-rate 502=0.1` options as {502: 0.1}."""
+    rates: dict[int, float] = {}
+    for item in items or []:
+        status, _, rate = item.partition("=")
+        try:
+            code, value = int(status), float(rate)
+        except ValueError:
+            raise ConfigurationError(f"--error-rate {item!r}: expected STATUS=RATE") from None
+        if not 400 <= code <= 599 or not 0 <= value <= 1:
+            raise ConfigurationError(f"--error-rate {item!r}: needs a 4xx/5xx status and 0..1")
+        rates[code] = value
+    if sum(rates.values()) > 1:
+        raise ConfigurationError("--error-rate: the rates add up to more than 1")
+    return rates
+
+
+def config_from_args(args: argparse.Namespace) -> SandboxConfig:
+    """The sandbox configuration named by the CLI options."""
+    if args.rate_limit < 0 or args.max_in_flight < 0 or args.latency < 0:
+        raise ConfigurationError("--rate-limit, --max-in-flight and --latency must be >= 0")
+    source = getattr(args, "data_source", None)
+    if source is not None and not DATA_SOURCE_UUID.match(source):
+        raise ConfigurationError("--data-source must look like ds_<uuid>")
+    return SandboxConfig(
+        api_key=args.api_key or None,
+        rate_limit=args.rate_limit,
+        max_in_flight=args.max_in_flight,
+        latency=args.latency,
+        latency_max=getattr(args, "latency_max", None),
+        error_rates=parse_error_rates(getattr(args, "error_rate", None)),
+        webhook_token=getattr(args, "webhook_token", None),
+        data_source_uuid=source,
+    )
 
 
 def serve_sandbox(args: argparse.Namespace) -> int:
-    """Run the sandbox in the foreground."""
-    raise ConfigurationError("the sandbox is not built yet")
+    """Run the sandbox in the foreground until Ctrl-C."""
+    config = config_from_args(args)
+    app = create_sandbox_app(config)
+    print(
+        f"ChartMogul sandbox on http://{args.host}:{args.port}/v1 "
+        f"(control API: /_sandbox/, {config!r})"
+        + (f"; data source {config.data_source_uuid}" if config.data_source_uuid else ""),
+        flush=True,
+    )
+    uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="info")).run()
+    return 0

@@ -1,0 +1,88 @@
+"""The control API under /_sandbox/: state dump, counters, faults and limits, reset."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from sandbox import shapes
+from sandbox.faults import FaultError
+from sandbox.responses import ApiError, json_body
+
+if TYPE_CHECKING:
+    from sandbox.app import Sandbox
+
+
+def _sandbox(request: Request) -> Sandbox:
+    sandbox: Sandbox = request.app.state.sandbox
+    return sandbox
+
+
+async def state(request: Request) -> Response:
+    """GET /_sandbox/state: everything that arrived, as JSON."""
+    store = _sandbox(request).store
+    customers = [shapes.customer(c, store.data_sources) for c in store.customers.values()]
+    return JSONResponse(
+        {
+            "data_sources": [shapes.data_source(ds) for ds in store.data_sources.values()],
+            "customers": customers,
+            "contacts": [shapes.contact(c) for c in store.contacts.values()],
+            "custom_attribute_types": dict(store.attribute_types),
+            "webhook_receipts": list(store.webhook_receipts),
+        }
+    )
+
+
+async def stats(request: Request) -> Response:
+    """GET /_sandbox/stats: requests by endpoint and status, and the in-flight peak."""
+    sandbox = _sandbox(request)
+    body = sandbox.stats.snapshot()
+    body["in_flight_peak"] = sandbox.in_flight.peak
+    return JSONResponse(body)
+
+
+def _settings(sandbox: Sandbox) -> dict[str, Any]:
+    return {
+        **sandbox.faults.snapshot(),
+        "rate_limit": sandbox.rate.limit,
+        "max_in_flight": sandbox.in_flight.limit,
+    }
+
+
+async def get_faults(request: Request) -> Response:
+    """GET /_sandbox/faults: the current faults and limits."""
+    return JSONResponse(_settings(_sandbox(request)))
+
+
+async def set_faults(request: Request) -> Response:
+    """POST /_sandbox/faults: change any of latency, latency_max, error_rates, outage,
+    retry_after, rate_limit, max_in_flight (0 switches a limit off)."""
+    sandbox = _sandbox(request)
+    body = await json_body(request)
+    try:
+        rate = int(body.get("rate_limit", sandbox.rate.limit))
+        parallel = int(body.get("max_in_flight", sandbox.in_flight.limit))
+        sandbox.faults.update(body)
+    except (FaultError, TypeError, ValueError) as exc:
+        raise ApiError(400, str(exc)) from None
+    sandbox.rate.limit, sandbox.in_flight.limit = max(rate, 0), max(parallel, 0)
+    return JSONResponse(_settings(sandbox))
+
+
+async def reset(request: Request) -> Response:
+    """POST /_sandbox/reset: empty store, zero counters, start-up faults and limits."""
+    sandbox = _sandbox(request)
+    sandbox.reset()
+    return JSONResponse(_settings(sandbox))
+
+
+ROUTES = [
+    Route("/_sandbox/state", state, methods=["GET"]),
+    Route("/_sandbox/stats", stats, methods=["GET"]),
+    Route("/_sandbox/faults", get_faults, methods=["GET"]),
+    Route("/_sandbox/faults", set_faults, methods=["POST"]),
+    Route("/_sandbox/reset", reset, methods=["POST"]),
+]
