@@ -23,7 +23,7 @@ WRITE_KEY = "wk-test-123"
 SHARED_SECRET = "shh-its-a-secret"
 
 
-def test_settings(redis_url: str, **overrides: object) -> Settings:
+def ingest_settings(redis_url: str, **overrides: object) -> Settings:
     """Settings for a test ingest: one write key, a shared secret, the session's Redis."""
     base = Settings(
         redis_url=redis_url,
@@ -56,7 +56,7 @@ def running(settings: Settings) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def ingest_url(redis_url: str) -> Iterator[str]:
     """One ingest server for the test module (write keys and shared secret set)."""
-    with running(test_settings(redis_url)) as url:
+    with running(ingest_settings(redis_url)) as url:
         yield url
 
 
