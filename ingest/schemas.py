@@ -6,13 +6,36 @@ unchanged (`unknown = INCLUDE`), as Segment keeps unknown fields.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, ClassVar
 
 from marshmallow import INCLUDE, Schema, ValidationError, fields, validate, validates_schema
 
 MAX_MESSAGE_ID = 100  # Segment asks for unique ids "with fewer than 100 characters".
+
+
+def parse_datetime(value: Any) -> datetime:
+    """An aware UTC datetime from an ISO-8601 string; ValueError otherwise (naive = UTC)."""
+    if not isinstance(value, str) or len(value) > 64:
+        raise ValueError("Not a valid ISO-8601 date-time string.")
+    try:
+        parsed = datetime.fromisoformat(value)
+        if parsed.tzinfo is None:
+            return parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (ValueError, OverflowError):
+        raise ValueError("Not a valid ISO-8601 date-time string.") from None
+
+
+def parse_identifier(value: Any) -> str:
+    """A userId/anonymousId/groupId as a string (clients may send numbers); ValueError otherwise."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        raise ValueError("Must be a string.")
+    text = value if isinstance(value, str) else str(value)
+    if len(text) > 1024:
+        raise ValueError("Longer than 1024 characters.")
+    return text
 
 
 class IsoDateTime(fields.Field[datetime]):
@@ -21,15 +44,10 @@ class IsoDateTime(fields.Field[datetime]):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> datetime:
-        if not isinstance(value, str) or len(value) > 64:
-            raise ValidationError("Not a valid ISO-8601 date-time string.")
         try:
-            parsed = datetime.fromisoformat(value)
-            if parsed.tzinfo is None:
-                return parsed.replace(tzinfo=UTC)
-            return parsed.astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise ValidationError("Not a valid ISO-8601 date-time string.") from None
+            return parse_datetime(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
 
 
 class Identifier(fields.Field[str]):
@@ -38,12 +56,25 @@ class Identifier(fields.Field[str]):
     def _deserialize(
         self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
     ) -> str:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise ValidationError("Must be a string.")
-        text = value if isinstance(value, str) else str(value)
-        if len(text) > 1024:
-            raise ValidationError("Longer than 1024 characters.")
-        return text
+        try:
+            return parse_identifier(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+Rule = Callable[[dict[str, Any]], None]
+
+
+def needs_a_user(data: dict[str, Any]) -> None:
+    """Segment spec: every call carries a userId or an anonymousId."""
+    if not data.get("userId") and not data.get("anonymousId"):
+        raise ValidationError("userId or anonymousId is required.", "userId")
+
+
+def needs_a_group(data: dict[str, Any]) -> None:
+    """Segment spec: a Group call names its group."""
+    if not data.get("groupId"):
+        raise ValidationError("groupId must not be empty.", "groupId")
 
 
 class _EventSchema(Schema):
@@ -62,10 +93,13 @@ class _EventSchema(Schema):
     context = fields.Dict(allow_none=True)
     integrations = fields.Dict(allow_none=True)
 
+    # Whole-event rules, as plain functions so that ingest/fastload.py applies the same ones.
+    rules: ClassVar[tuple[Rule, ...]] = (needs_a_user,)
+
     @validates_schema
-    def _needs_a_user(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data.get("userId") and not data.get("anonymousId"):
-            raise ValidationError("userId or anonymousId is required.", "userId")
+    def _apply_rules(self, data: dict[str, Any], **kwargs: Any) -> None:
+        for rule in self.rules:
+            rule(data)
 
 
 class IdentifySchema(_EventSchema):
@@ -81,11 +115,7 @@ class GroupSchema(_EventSchema):
     type = fields.String(required=True, validate=validate.Equal("group"))
     groupId = Identifier(required=True)
     traits = fields.Dict(allow_none=True)
-
-    @validates_schema
-    def _needs_a_group(self, data: dict[str, Any], **kwargs: Any) -> None:
-        if not data.get("groupId"):
-            raise ValidationError("groupId must not be empty.", "groupId")
+    rules = (needs_a_user, needs_a_group)
 
 
 class BatchSchema(Schema):
