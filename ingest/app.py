@@ -17,7 +17,7 @@ import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
@@ -96,6 +96,8 @@ def _answer(
             status, body, outcome = exc.status, exc.body(), exc.code
             if exc.code in {"invalid_payload", "payload_too_large"}:
                 metrics.rejected.labels(endpoint, exc.code).inc()
+        except ClientDisconnect:
+            status, body, outcome = 400, {"success": False, "code": "disconnected"}, "disconnected"
         except QueueUnavailable as exc:
             log.warning("ingest %s: answering 503: %s", endpoint, exc.message)
             status, outcome = 503, "unavailable"
