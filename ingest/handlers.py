@@ -72,7 +72,7 @@ class Ingest:
         source = self._tracking_source(header_key, document)
         received = datetime.now(UTC)
         event = prepare({**document, "type": kind}, kind, received)
-        channel = Channel("single", ORIGIN_TRACKING_API, source)
+        channel = Channel(kind, ORIGIN_TRACKING_API, source)
         return await self._queue_one(channel, kind, event, received)
 
     async def batch(self, request: Request) -> Answer:

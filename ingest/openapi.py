@@ -20,23 +20,46 @@ _ERRORS: dict[str, str] = {
     "413": "Body, decompressed body, event or batch over its limit",
     "503": "Redis unreachable or the queue above its high-water mark: retry after Retry-After",
 }
-_POSTS: dict[str, tuple[str, str]] = {
-    "/v1/identify": ("Identify", "Segment Identify call (Basic auth or writeKey in the body)"),
-    "/v1/group": ("Group", "Segment Group call"),
-    "/v1/batch": ("Batch", "Segment batch: valid items are queued, invalid ones listed"),
-    "/webhook": ("Identify", "Segment Webhooks destination: one event or a JSON array"),
-    "/chartmogul": ("ActionsContact", "ChartMogul (Actions) Send Contact / Send Customer"),
+
+
+def _ref(*names: str) -> dict[str, Any]:
+    refs = [{"$ref": f"#/components/schemas/{name}"} for name in names]
+    return refs[0] if len(refs) == 1 else {"oneOf": refs}
+
+
+_EVENT = _ref("Identify", "Group")
+_POSTS: dict[str, tuple[dict[str, Any], str]] = {
+    "/v1/identify": (
+        _ref("Identify"),
+        "Segment Identify call (Basic auth or writeKey in the body)",
+    ),
+    "/v1/group": (_ref("Group"), "Segment Group call"),
+    "/v1/batch": (_ref("Batch"), "Segment batch: valid items are queued, invalid ones listed"),
+    "/webhook": (
+        {"oneOf": [_EVENT, {"type": "array", "items": _EVENT}]},
+        "Segment Webhooks destination: one event, or a JSON array (Actions batching); "
+        "X-Signature when a shared secret is set, else a write key (Basic or ?writeKey=)",
+    ),
+    "/chartmogul": (
+        _ref("ActionsContact", "ActionsCustomer"),
+        "ChartMogul (Actions) destination payload; write key as Basic or ?writeKey=",
+    ),
 }
+for _kind in ("track", "page", "screen", "alias"):
+    _POSTS[f"/v1/{_kind}"] = ({"type": "object"}, f"Segment {_kind} call: accepted, not queued")
 
 
 def build_spec() -> dict[str, Any]:
     """The OpenAPI 3 document as a dict."""
+    plugin = MarshmallowPlugin()
     spec = APISpec(
         title="chartmogul-relay ingest",
         version=__version__,
         openapi_version="3.0.3",
-        plugins=[MarshmallowPlugin()],
+        plugins=[plugin],
     )
+    plugin.map_to_openapi_type(schemas.IsoDateTime, "string", "date-time")
+    plugin.map_to_openapi_type(schemas.Identifier, "string", None)
     for name, schema in (
         ("Identify", schemas.IdentifySchema),
         ("Group", schemas.GroupSchema),

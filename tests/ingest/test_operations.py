@@ -40,7 +40,7 @@ def test_metrics_are_prometheus_text_with_requests_by_endpoint_and_outcome(
     text = answer.text
     assert 'cmrelay_ingest_requests_total{endpoint="identify",outcome="accepted"}' in text
     assert 'cmrelay_ingest_requests_total{endpoint="identify",outcome="unauthorized"}' in text
-    assert 'cmrelay_ingest_events_queued_total{endpoint="single"}' in text
+    assert 'cmrelay_ingest_events_queued_total{endpoint="identify"}' in text
     assert "cmrelay_ingest_queue_length" in text
 
 
@@ -53,6 +53,8 @@ def test_openapi_document_is_generated_from_the_schemas(http: httpx.Client) -> N
     assert "userId" in identify["properties"]
     assert identify["properties"]["messageId"]["maxLength"] == 100
     assert "groupId" in spec["components"]["schemas"]["Group"]["required"]
+    assert "Send Customer" in str(spec["components"]["schemas"]["ActionsCustomer"])
+    assert "post" in spec["paths"]["/v1/track"]
 
 
 def test_unknown_paths_and_methods_are_4xx(http: httpx.Client) -> None:

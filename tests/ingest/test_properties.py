@@ -24,6 +24,8 @@ ENDPOINTS = [
     "/v1/identify",
     "/v1/group",
     "/v1/track",
+    "/v1/page",
+    "/v1/screen",
     "/v1/alias",
     "/v1/batch",
     "/webhook",

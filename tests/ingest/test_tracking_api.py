@@ -183,3 +183,16 @@ def test_broken_gzip_is_400(http: httpx.Client) -> None:
         "/v1/batch", content=b"\x1f\x8b garbage", headers={"Content-Encoding": "gzip"}, auth=AUTH
     )
     assert answer.status_code == 400
+
+
+def test_an_encoding_other_than_gzip_is_415(http: httpx.Client) -> None:
+    answer = http.post(
+        "/v1/batch", content=b'{"batch": []}', headers={"Content-Encoding": "br"}, auth=AUTH
+    )
+    assert answer.status_code == 415
+
+
+def test_a_malformed_basic_header_is_401(http: httpx.Client) -> None:
+    answer = http.post("/v1/identify", json={"userId": "u"}, headers={"Authorization": "Basic %"})
+    assert answer.status_code == 401
+
