@@ -195,4 +195,3 @@ def test_an_encoding_other_than_gzip_is_415(http: httpx.Client) -> None:
 def test_a_malformed_basic_header_is_401(http: httpx.Client) -> None:
     answer = http.post("/v1/identify", json={"userId": "u"}, headers={"Authorization": "Basic %"})
     assert answer.status_code == 401
-
