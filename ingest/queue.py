@@ -1,0 +1,78 @@
+"""The writer side of the ingest queue: all envelopes of a request in one atomic Lua step.
+
+The script checks LLEN against INGEST_HIGH_WATER and LPUSHes every envelope, so a request is
+either wholly queued or wholly refused (503), never half. The reader is the worker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib.resources import files
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+
+from cmrelay.keys import Keys
+from ingest.errors import QueueUnavailable
+
+_PUSH_LUA = files("ingest").joinpath("queue.lua").read_text()
+RETRY_AFTER_UNREACHABLE = 5  # seconds: long enough for a Redis restart or failover
+RETRY_AFTER_FULL = 30  # seconds: the workers need time to drain a full queue
+
+
+@dataclass(frozen=True)
+class QueueStatus:
+    """What /ready reports."""
+
+    length: int
+    high_water: int
+    pause: str | None
+
+    @property
+    def full(self) -> bool:
+        """At or above the high-water mark: new writes are refused."""
+        return self.length >= self.high_water
+
+
+class QueueWriter:
+    """Pushes envelopes onto `Keys.ingest_queue`; every Redis failure becomes QueueUnavailable."""
+
+    def __init__(self, client: aioredis.Redis, keys: Keys, high_water: int) -> None:
+        self.client = client
+        self.keys = keys
+        self.high_water = high_water
+        self._push = client.register_script(_PUSH_LUA)
+
+    async def push(self, envelopes: list[bytes]) -> int:
+        """Queue all envelopes atomically; return the queue length; raise QueueUnavailable."""
+        if not envelopes:
+            return 0
+        try:
+            length = int(
+                await self._push(keys=[self.keys.ingest_queue], args=[self.high_water, *envelopes])
+            )
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(
+                f"Redis did not acknowledge the write ({type(exc).__name__})",
+                retry_after=RETRY_AFTER_UNREACHABLE,
+            ) from None
+        if length < 0:
+            raise QueueUnavailable(
+                "the queue is above its high-water mark", retry_after=RETRY_AFTER_FULL
+            )
+        return length
+
+    async def status(self) -> QueueStatus:
+        """Queue length and the worker's pause reason, if any; raise QueueUnavailable."""
+        try:
+            async with self.client.pipeline(transaction=False) as pipe:
+                pipe.llen(self.keys.ingest_queue)
+                pipe.get(self.keys.pause)
+                length, pause = await pipe.execute()
+        except (RedisError, OSError) as exc:
+            raise QueueUnavailable(
+                f"Redis is not reachable ({type(exc).__name__})",
+                retry_after=RETRY_AFTER_UNREACHABLE,
+            ) from None
+        reason = pause.decode("utf-8", "replace") if isinstance(pause, bytes) else pause
+        return QueueStatus(length=int(length), high_water=self.high_water, pause=reason)

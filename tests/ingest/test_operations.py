@@ -1,0 +1,62 @@
+"""GET /health, /ready, /metrics and /openapi.json."""
+
+from __future__ import annotations
+
+import httpx
+import redis
+
+from tests.ingest.conftest import WRITE_KEY
+
+
+def test_health_answers_while_the_process_is_up(http: httpx.Client) -> None:
+    assert http.get("/health").json() == {"status": "ok"}
+
+
+def test_ready_reports_queue_length_and_a_delivery_pause_without_failing(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    assert http.post("/v1/identify", json={"userId": "u"}, auth=(WRITE_KEY, "")).status_code == 200
+    ready = http.get("/ready")
+    assert ready.status_code == 200
+    assert ready.json() == {
+        "ready": True,
+        "queue_length": 1,
+        "high_water": 1_000_000,
+        "paused": None,
+    }
+    redis_client.set("cmrelay:pause", "ChartMogul answered 401")
+    paused = http.get("/ready")
+    assert paused.status_code == 200
+    assert paused.json()["paused"] == "ChartMogul answered 401"
+
+
+def test_metrics_are_prometheus_text_with_requests_by_endpoint_and_outcome(
+    http: httpx.Client,
+) -> None:
+    http.post("/v1/identify", json={"userId": "u"}, auth=(WRITE_KEY, ""))
+    http.post("/v1/identify", json={"userId": "u"}, auth=("nope", ""))
+    answer = http.get("/metrics")
+    assert answer.headers["content-type"].startswith("text/plain")
+    text = answer.text
+    assert 'cmrelay_ingest_requests_total{endpoint="identify",outcome="accepted"}' in text
+    assert 'cmrelay_ingest_requests_total{endpoint="identify",outcome="unauthorized"}' in text
+    assert 'cmrelay_ingest_events_queued_total{endpoint="identify"}' in text
+    assert "cmrelay_ingest_queue_length" in text
+
+
+def test_openapi_document_is_generated_from_the_schemas(http: httpx.Client) -> None:
+    spec = http.get("/openapi.json").json()
+    assert spec["openapi"].startswith("3.")
+    for path in ("/v1/identify", "/v1/group", "/v1/batch", "/webhook", "/chartmogul"):
+        assert "post" in spec["paths"][path]
+    identify = spec["components"]["schemas"]["Identify"]
+    assert "userId" in identify["properties"]
+    assert identify["properties"]["messageId"]["maxLength"] == 100
+    assert "groupId" in spec["components"]["schemas"]["Group"]["required"]
+    assert "Send Customer" in str(spec["components"]["schemas"]["ActionsCustomer"])
+    assert "post" in spec["paths"]["/v1/track"]
+
+
+def test_unknown_paths_and_methods_are_4xx(http: httpx.Client) -> None:
+    assert http.get("/v1/identify").status_code == 405
+    assert http.post("/v2/identify", json={}).status_code == 404
