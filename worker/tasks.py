@@ -25,6 +25,6 @@ def engine_for(app: Any) -> Engine:
 def register_tasks(app: Any) -> None:
     """Attach `cmrelay.deliver` to the app."""
 
-    @app.task(name="cmrelay.deliver", acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    @app.task(name="cmrelay.deliver", shared=False, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
     def deliver(entity: str) -> str:
         return deliver_entity(engine_for(app), entity)

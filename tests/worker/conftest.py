@@ -6,6 +6,7 @@ import dataclasses
 import itertools
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -94,14 +95,15 @@ def envelope(
     user_id: str | None = "u1",
     group_id: str | None = None,
     traits: dict[str, Any] | None = None,
-    timestamp: str = "2026-01-01T00:00:00.000Z",
+    timestamp: str | None = None,
     source: str = "wk_test",
 ) -> bytes:
     """One queued envelope as the ingest writes it."""
     event: dict[str, Any] = {
         "type": kind,
         "messageId": message_id or f"m{next(_seq)}-{uuid.uuid4().hex[:6]}",
-        "timestamp": timestamp,
+        # Default: now, so events made one after another are ordered like real ones.
+        "timestamp": timestamp or datetime.now(UTC).isoformat(timespec="microseconds"),
         "traits": traits or {},
     }
     if user_id is not None:
