@@ -25,10 +25,14 @@ class SchedulerStep(bootsteps.StartStopStep):  # type: ignore[misc]
         self._thread: threading.Thread | None = None
 
     def start(self, worker: Any) -> None:
-        from worker.celery_app import publish_deliveries
+        from worker.celery_app import publish_deliveries, queued_deliveries
 
         app = worker.app
-        scheduler = Scheduler(engine_for(app), lambda due: publish_deliveries(app, list(due)))
+        scheduler = Scheduler(
+            engine_for(app),
+            lambda due: publish_deliveries(app, list(due)),
+            lambda: queued_deliveries(app),
+        )
         self._thread = threading.Thread(
             target=scheduler.run, args=(self._stop,), name="cmrelay-scheduler", daemon=True
         )

@@ -60,4 +60,17 @@ def publish_deliveries(app: Any, entities: list[str] | tuple[str, ...]) -> None:
             task.apply_async((entity,), producer=producer, argsrepr="", kwargsrepr="")
 
 
+def queued_deliveries(app: Any) -> int:
+    """Deliver tasks waiting in the broker (any kombu transport: a passive queue declare)."""
+    with app.connection_or_acquire() as conn:
+        channel = conn.channel()
+        try:
+            declared = channel.queue_declare(app.conf.task_default_queue, passive=True)
+            return int(declared.message_count)
+        except conn.channel_errors:
+            return 0  # the queue does not exist yet: nothing is waiting
+        finally:
+            channel.close()
+
+
 app = create_celery_app(load_settings())

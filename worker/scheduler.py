@@ -18,9 +18,14 @@ from worker.engine import Engine
 log = logging.getLogger(__name__)
 
 DUE_BATCH = 100  # entities claimed per tick
+# Claim no more while this many deliver tasks wait in the broker: a claimed entity comes back
+# after VISIBILITY_TIMEOUT, so over-publishing into a backlog would only publish it twice.
+MAX_QUEUED = 200
 REAP_EVERY = 1.0  # seconds between sweeps for dead accepters and old dead letters
+BACKLOG_EVERY = 0.25  # seconds between broker queue-length checks (each costs a channel)
 
 Publish = Callable[[Sequence[str]], None]
+Backlog = Callable[[], int]  # deliver tasks waiting in the broker
 
 
 def claim_due(engine: Engine, limit: int = DUE_BATCH) -> list[str]:
@@ -53,9 +58,12 @@ def probe_if_paused(engine: Engine) -> bool | None:
 class Scheduler:
     """One tick = reap, accept a batch, publish deliver tasks for due entities, maybe probe."""
 
-    def __init__(self, engine: Engine, publish: Publish) -> None:
+    def __init__(self, engine: Engine, publish: Publish, backlog: Backlog | None = None) -> None:
         self.engine = engine
         self.publish = publish
+        self.backlog = backlog
+        self._queued = 0
+        self._next_backlog = 0.0
         self.dlq = DeadLetterQueue(engine.redis, engine.keys, engine.settings.dlq_retention)
         self._next_reap = 0.0
 
@@ -68,11 +76,22 @@ class Scheduler:
                 log.warning("returned the batches of a dead accepter to the queue")
             self.dlq.purge(older_than=self.engine.settings.dlq_retention)
         accepted = accept_batch(self.engine)
-        due = claim_due(self.engine)
-        if due:
-            self.publish(due)
-        probe_if_paused(self.engine)
+        due: list[str] = []
+        if self.engine.redis.exists(self.engine.keys.pause):
+            # Paused: leave entities in the due set (no task churn) until a probe succeeds.
+            probe_if_paused(self.engine)
+        elif self._queued_now(now) < MAX_QUEUED:
+            due = claim_due(self.engine)
+            if due:
+                self.publish(due)
+                self._queued += len(due)
         return accepted >= BATCH_SIZE or len(due) >= DUE_BATCH
+
+    def _queued_now(self, now: float) -> int:
+        if self.backlog is not None and now >= self._next_backlog:
+            self._next_backlog = now + BACKLOG_EVERY
+            self._queued = self.backlog()
+        return self._queued
 
     def run(self, stop: threading.Event) -> None:
         """Tick until stopped; a failing tick (Redis down) is logged and retried after a pause."""

@@ -10,7 +10,7 @@ import redis
 
 from cmrelay.cli import main
 from config.settings import Settings
-from worker.celery_app import create_celery_app, publish_deliveries
+from worker.celery_app import create_celery_app, publish_deliveries, queued_deliveries
 from worker.main import worker_argv
 
 
@@ -58,3 +58,13 @@ def test_worker_refuses_to_start_without_delivery_settings(
     monkeypatch.setenv("CMRELAY_DELIVERER", "no.such.module:build")
     assert main(["worker"]) == 2
     assert "CMRELAY_DELIVERER" in capsys.readouterr().err
+
+
+def test_queued_deliveries_counts_the_broker_queue(settings: Settings) -> None:
+    app = create_celery_app(settings)
+    publish_deliveries(app, ["customer:a", "customer:b"])
+    assert queued_deliveries(app) == 2
+
+
+def test_queued_deliveries_is_zero_for_an_empty_queue(settings: Settings) -> None:
+    assert queued_deliveries(create_celery_app(settings)) == 0
