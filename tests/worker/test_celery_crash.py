@@ -44,7 +44,9 @@ def test_sigkill_mid_delivery_is_redone_once_within_the_visibility_timeout(relay
     release.set()  # the create lands, but the dead worker never hears back
     relay.wait_delivered(entity, [message_id(raw)], timeout=VISIBILITY + 10)
     wait_for(lambda: len(relay.recorder.calls_for(entity)) >= 3, VISIBILITY + 10, "the redo")
-    assert time.monotonic() - killed_at <= VISIBILITY + 10
+    elapsed = time.monotonic() - killed_at
+    print(f"\nredelivered {elapsed:.1f} s after SIGKILL (VISIBILITY_TIMEOUT={VISIBILITY})")
+    assert elapsed <= VISIBILITY + 10
     assert relay.recorder.creates[entity] == 1  # the redo found it and did not create again
     assert relay.recorder.entities[entity]["plan"] == "pro"
     assert relay.dead_letters(entity) == []
