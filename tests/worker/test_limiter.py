@@ -5,7 +5,6 @@ from __future__ import annotations
 import subprocess
 import sys
 import uuid
-from pathlib import Path
 
 import redis
 
@@ -13,7 +12,7 @@ from cmrelay.keys import Keys
 from worker.limiter import RedisRequestGate
 from worker.scripts import Scripts
 
-ROOT = Path(__file__).resolve().parents[2]
+from .workers import ROOT, max_in_any_window
 
 
 def _run(url: str, prefix: str, *, procs: int, rate: float, cap: int, secs: float, hold: float,
@@ -31,22 +30,13 @@ def _run(url: str, prefix: str, *, procs: int, rate: float, cap: int, secs: floa
     return sorted((a, b) for a, b in rows)
 
 
-def _max_in_any_second(grants: list[int]) -> int:
-    best, start = 0, 0
-    for end, t in enumerate(grants):
-        while t - grants[start] >= 1_000_000:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
-
-
 def test_processes_together_never_exceed_the_rate_in_any_second(
     redis_url: str, client: redis.Redis
 ) -> None:
     prefix = f"lim{uuid.uuid4().hex[:6]}"
     rows = _run(redis_url, prefix, procs=3, rate=25, cap=50, secs=2.5, hold=0, client=client)
     grants = [g for g, _ in rows]
-    assert _max_in_any_second(grants) <= 25
+    assert max_in_any_window([float(g) for g in grants], 1_000_000) <= 25
     span = (grants[-1] - grants[0]) / 1_000_000
     assert len(grants) >= 25 * span * 0.9  # and the budget is used, not wasted
 

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from .e2e import Relay, company_event, message_id, new_entity, start_relay
-from .workers import wait_for
+from .workers import max_in_any_window, wait_for
 
 RATE = 39
 
@@ -20,15 +20,6 @@ def relay(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
         redis_url, tmp_path_factory.mktemp("throughput"), workers=2,
         CHARTMOGUL_RATE_LIMIT=str(RATE), CHARTMOGUL_MAX_IN_FLIGHT="18", COALESCE_WINDOW="1.0",
     )  # fmt: skip
-
-
-def _max_per_second(times: list[float]) -> int:
-    best, start = 0, 0
-    for end, t in enumerate(times):
-        while t - times[start] >= 1.0:
-            start += 1
-        best = max(best, end - start + 1)
-    return best
 
 
 @pytest.mark.slow
@@ -49,7 +40,7 @@ def test_a_reidentify_backlog_is_delivered_within_the_rate_with_few_calls(relay:
     elapsed = time.monotonic() - started
     calls = [c for _, e in entities for c in relay.recorder.calls_for(e)]
     per_event = len(calls) / len(trace)
-    peak = _max_per_second(sorted(c.at for c in calls))
+    peak = max_in_any_window(sorted(c.at for c in calls), 1.0)
     rate = len(calls) / elapsed
     print(f"\n{len(trace)} events, {len(calls)} calls ({per_event:.2f}/event), {elapsed:.1f} s,")
     print(f"peak {peak} calls in 1 s, {rate:.1f} calls/s on average")

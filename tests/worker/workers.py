@@ -40,6 +40,16 @@ def wait_for(check: Callable[[], Any], timeout: float, what: str, every: float =
         time.sleep(every)
 
 
+def max_in_any_window(times: list[float], width: float) -> int:
+    """Most sorted `times` falling in any half-open window [t, t + width)."""
+    best, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= width:
+            start += 1
+        best = max(best, end - start + 1)
+    return best
+
+
 class WorkerProcesses:
     """Start, kill and stop worker processes sharing one environment."""
 
