@@ -16,9 +16,11 @@ def _has(args: Sequence[str], *names: str) -> bool:
     return any(a == n or a.startswith(n + "=") for a in args for n in names)
 
 
-def worker_argv(celery_args: Sequence[str]) -> list[str]:
+def worker_argv(celery_args: Sequence[str], log_level: str = "INFO") -> list[str]:
     """Celery's argv: ours as defaults, anything the operator passed wins."""
     argv = ["worker", *celery_args]
+    if not _has(celery_args, "--loglevel", "-l"):
+        argv += ["--loglevel", log_level]
     if not _has(celery_args, "--pool", "-P"):
         argv += DEFAULT_POOL
     if not _has(celery_args, "--concurrency", "-c"):
@@ -36,5 +38,5 @@ def run_worker(celery_args: Sequence[str]) -> int:
         engine.close()
     from worker.celery_app import app
 
-    app.worker_main(worker_argv(celery_args))
+    app.worker_main(worker_argv(celery_args, settings.log_level))
     return 0

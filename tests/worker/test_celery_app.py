@@ -37,8 +37,11 @@ def test_published_tasks_carry_no_argument_repr(settings: Settings, client: redi
 
 
 def test_worker_defaults_to_threads_and_respects_overrides() -> None:
-    assert worker_argv([]) == ["worker", "--pool", "threads", "--concurrency", "8"]
-    assert worker_argv(["-P", "prefork", "-c", "2"]) == ["worker", "-P", "prefork", "-c", "2"]
+    assert worker_argv([], "WARNING") == [
+        "worker", "--loglevel", "WARNING", "--pool", "threads", "--concurrency", "8",
+    ]  # fmt: skip
+    custom = ["-P", "prefork", "-c", "2", "-l", "DEBUG"]
+    assert worker_argv(custom) == ["worker", *custom]
     assert worker_argv(["--pool=solo"])[-2:] == ["--concurrency", "8"]
 
 
