@@ -28,8 +28,10 @@ class SchedulerStep(bootsteps.StartStopStep):  # type: ignore[misc]
         from worker.celery_app import publish_deliveries, queued_deliveries
 
         app = worker.app
+        engine = engine_for(app)
+        engine.deliverer  # noqa: B018 - build it now: a bad CMRELAY_DELIVERER stops the start
         scheduler = Scheduler(
-            engine_for(app),
+            engine,
             lambda due: publish_deliveries(app, list(due)),
             lambda: queued_deliveries(app),
         )

@@ -104,6 +104,9 @@ class _Read:
 
 def _attempt(engine: Engine, entity: str) -> Finish:
     keys, client = engine.keys, engine.redis
+    # Outside the try below: a deliverer that cannot even be built is a ConfigurationError for
+    # the operator, not a delivery failure that would run out the retry window into the DLQ.
+    deliverer = engine.deliverer
     if client.exists(keys.pause):
         return Finish("paused", delay=engine.settings.pause_probe_interval)
     raws: list[Any] = client.lrange(keys.mailbox(entity), 0, MAX_EVENTS - 1)
@@ -115,7 +118,7 @@ def _attempt(engine: Engine, entity: str) -> Finish:
         _text_hash(client.hgetall(keys.retry_state(entity))),
     )  # fmt: skip
     try:
-        outcome = engine.deliverer.deliver(entity, read.events, read.clock)
+        outcome = deliverer.deliver(entity, read.events, read.clock)
     except DeliveryConfigurationError as exc:
         reason = dlq.mask_secrets(f"{exc.error_class}: {exc.message}", engine.settings)
         log.error("pausing all delivery: %s", reason)
