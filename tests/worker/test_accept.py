@@ -123,3 +123,18 @@ def test_a_commit_after_the_claim_was_reaped_changes_nothing(
     assert engine.scripts.run("accept_commit", commit_keys, args) == -1
     assert client.llen(keys.mailbox("customer:u1")) == 0
     assert client.lrange(keys.ingest_queue, 0, -1) == [raw]
+
+
+def test_a_long_waiting_list_joins_its_customer_whole(engine: Engine, client: redis.Redis) -> None:
+    engine.settings = replace(engine.settings, company_creation="group")
+    waiting = [
+        envelope(user_id="u5", traits={"i": i}) for i in range(9000)
+    ]  # past unpack()'s limit
+    for start in range(0, len(waiting), 500):
+        _push(client, engine, *waiting[start : start + 500])
+        while accept_batch(engine):
+            pass
+    assert client.llen(engine.keys.waiting_for_group("u5")) == 9000
+    _push(client, engine, envelope("group", user_id="u5", group_id="g1"))
+    accept_batch(engine)
+    assert client.llen(engine.keys.mailbox("customer:g1")) == 9001

@@ -42,7 +42,9 @@ for i = 0, n - 1 do
         redis.call('HSET', KEYS[5], ARGV[a + 5], ARGV[a + 6])
         local waiting = redis.call('LRANGE', KEYS[k + 3], 0, -1)
         if #waiting > 0 then
-          redis.call('RPUSH', KEYS[k + 2], unpack(waiting))
+          for j = 1, #waiting, 1000 do  -- unpack() is limited to a few thousand values
+            redis.call('RPUSH', KEYS[k + 2], unpack(waiting, j, math.min(j + 999, #waiting)))
+          end
           redis.call('DEL', KEYS[k + 3])
           redis.call('HINCRBY', KEYS[4], 'released_from_wait', #waiting)
         end
