@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
 
@@ -36,7 +37,7 @@ class DeliveryOutcome:
 class RequestGate(Protocol):
     """Global rate and concurrency limit around each outgoing request (worker/limiter.py)."""
 
-    def acquire(self) -> Any:  # a context manager yielding None
+    def acquire(self) -> AbstractContextManager[None]:
         """Block until a rate token and an in-flight slot are ours."""
         ...
 
