@@ -11,6 +11,8 @@ ingest list (`keys.ingest_queue`). Fields:
     received_at  str   ISO-8601 UTC time the ingest accepted it, with milliseconds.
     event        dict  A Segment event (spec shape: type, messageId, timestamp, userId, ...),
                        already validated, with messageId and timestamp always present.
+    replay       bool  Optional, only written when true: a DLQ replay, which skips the dedupe
+                       check at accept (the DLQ itself makes sure an entry is replayed once).
 
 The write key itself is never stored: Redis contents show up in DLQ views and dumps.
 """
@@ -48,6 +50,7 @@ class Envelope:
     received_at: str
     event: dict[str, Any]
     v: int = ENVELOPE_VERSION
+    replay: bool = False
 
     @property
     def message_id(self) -> str:
@@ -56,15 +59,16 @@ class Envelope:
 
     def to_bytes(self) -> bytes:
         """Compact JSON, as stored on the queue."""
-        return orjson.dumps(
-            {
-                "v": self.v,
-                "source": self.source,
-                "origin": self.origin,
-                "received_at": self.received_at,
-                "event": self.event,
-            }
-        )
+        data: dict[str, Any] = {
+            "v": self.v,
+            "source": self.source,
+            "origin": self.origin,
+            "received_at": self.received_at,
+            "event": self.event,
+        }
+        if self.replay:
+            data["replay"] = True
+        return orjson.dumps(data)
 
     @classmethod
     def from_bytes(cls, raw: bytes | str) -> Envelope:
@@ -85,4 +89,5 @@ class Envelope:
             origin=str(data.get("origin", "")),
             received_at=str(data.get("received_at", "")),
             event=event,
+            replay=data.get("replay") is True,
         )

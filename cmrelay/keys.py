@@ -23,7 +23,11 @@ class Keys:
         return f"{self.prefix}:ingest"
 
     def accepting(self, token: str) -> str:
-        """LIST of envelopes one accepter has claimed; returned to the queue if it dies."""
+        """LIST of envelopes one accepter has claimed; returned to the queue if it dies.
+
+        No TTL: the claim deadline lives in `accepting_index`, and the reaper (not expiry) must
+        move the items back, or they would be lost.
+        """
         return f"{self.prefix}:accepting:{token}"
 
     @property
@@ -33,29 +37,44 @@ class Keys:
 
     # --- dedupe -----------------------------------------------------------------------------
     def dedupe(self, source: str, message_id: str) -> str:
-        """STRING mark per (source, messageId); TTL DEDUPE_WINDOW (Segment's 24 h guarantee)."""
+        """STRING mark per (source, messageId); TTL DEDUPE_WINDOW (Segment's 24 h guarantee).
+
+        Set in the same Lua step that appends the event to its mailbox, so a mark never exists
+        without its event durably queued (the classic loss: mark first, then fail the hand-off).
+        """
         return f"{self.prefix}:seen:{source}:{message_id}"
 
     # --- per-entity delivery state ------------------------------------------------------------
     def mailbox(self, entity: str) -> str:
-        """LIST of pending events for one entity; trimmed only by a successful commit."""
+        """LIST of pending envelopes for one entity; no TTL: trimmed only by a commit or DLQ."""
         return f"{self.prefix}:mbox:{entity}"
 
     @property
     def due(self) -> str:
-        """ZSET entity -> when to deliver next (coalescing and the retry schedule in one)."""
+        """ZSET entity -> when to deliver next (coalescing and the retry schedule in one).
+
+        No TTL. A claimed entity is re-scored to now + VISIBILITY_TIMEOUT (pushed on by the lease
+        heartbeat), so a lost deliver task comes back by itself.
+        """
         return f"{self.prefix}:due"
 
     def lease(self, entity: str) -> str:
-        """STRING token: one deliverer per entity; PX lease renewed while working."""
+        """STRING token: one deliverer per entity; PX lease (VISIBILITY_TIMEOUT/2, at most 30 s)
+        renewed by a heartbeat, so a killed worker's lease lapses well before the entity is due."""
         return f"{self.prefix}:lease:{entity}"
 
     def attr_clock(self, entity: str) -> str:
-        """HASH attribute -> timestamp of the event that last set it (last-writer-wins)."""
+        """HASH attribute -> timestamp of the event that last set it (last-writer-wins).
+
+        No TTL: dropping it would let a late old event overwrite a newer value.
+        """
         return f"{self.prefix}:clock:{entity}"
 
     def retry_state(self, entity: str) -> str:
-        """HASH attempts / first_failure / last_error for an entity that is backing off."""
+        """HASH attempts / first_failure / last_error for an entity that is backing off.
+
+        No TTL: deleted by the next commit or dead-letter; RETRY_WINDOW is counted from it.
+        """
         return f"{self.prefix}:retry:{entity}"
 
     def uuid_cache(self, kind: str) -> str:
@@ -73,29 +92,48 @@ class Keys:
         return f"{self.prefix}:usergroup"
 
     def waiting_for_group(self, user_id: str) -> str:
-        """LIST of Identify events held until a Group call links this user to a company."""
+        """LIST of Identify envelopes held until a Group call links this user to a company.
+
+        TTL DLQ_RETENTION, renewed on each push: kept as long as a dead letter would be, but a
+        user who is never grouped does not hold memory forever.
+        """
         return f"{self.prefix}:waitgroup:{user_id}"
 
     # --- limits and pause ---------------------------------------------------------------------
     @property
     def rate_bucket(self) -> str:
-        """HASH token-bucket state shared by every worker on every host."""
+        """HASH GCRA state (tat, factor, changed) shared by every worker; no TTL, tiny."""
         return f"{self.prefix}:limit:rate"
 
     @property
     def in_flight(self) -> str:
-        """ZSET request token -> lease deadline: the global concurrency semaphore."""
+        """ZSET request token -> lease deadline: the global concurrency semaphore.
+
+        Members carry their own deadline (request timeout + margin) instead of a TTL, so a dead
+        worker's slots are reclaimed one by one.
+        """
         return f"{self.prefix}:limit:inflight"
 
     @property
     def blocked_until(self) -> str:
-        """STRING epoch seconds: nobody calls ChartMogul before this (429 / Retry-After)."""
+        """STRING epoch microseconds: nobody calls ChartMogul before this (429 / Retry-After).
+
+        PX TTL = the block itself plus 1 s, so it cleans itself up.
+        """
         return f"{self.prefix}:limit:blocked"
 
     @property
     def pause(self) -> str:
-        """STRING reason: delivery is paused for everyone (401/403) until a probe succeeds."""
+        """STRING reason: delivery is paused for everyone (401/403) until a probe succeeds.
+
+        No TTL: only a successful probe may resume delivery.
+        """
         return f"{self.prefix}:pause"
+
+    @property
+    def pause_probe(self) -> str:
+        """STRING lock; PX PAUSE_PROBE_INTERVAL so one worker probes per interval, not all."""
+        return f"{self.prefix}:pause:probe"
 
     # --- dead letters and counters -----------------------------------------------------------
     def dlq_entry(self, entry_id: str) -> str:
@@ -104,8 +142,14 @@ class Keys:
 
     @property
     def dlq_index(self) -> str:
-        """ZSET entry id -> dead-lettered at (epoch seconds)."""
+        """ZSET entry id -> dead-lettered at (epoch seconds); trimmed past DLQ_RETENTION."""
         return f"{self.prefix}:dlq:index"
+
+    @property
+    def dlq_status(self) -> str:
+        """HASH entry id -> "dead" | "replayed"; apart from the immutable entry so that a replay
+        flips it atomically. Fields go with their entry (purge, retention trim)."""
+        return f"{self.prefix}:dlq:status"
 
     @property
     def counters(self) -> str:

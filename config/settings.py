@@ -155,6 +155,14 @@ class Settings:
     embedded: bool = False
     dlq_retention: float = 30 * 86_400.0
     key_prefix: str = "cmrelay"
+    # Engine tuning. Backoff base/cap follow Segment's destinations (about 1 s up to minutes);
+    # tests shrink them instead of sleeping.
+    retry_backoff_base: float = 1.0
+    retry_backoff_max: float = 600.0
+    scheduler_interval: float = 0.05  # idle poll of the scheduler loop: latency vs Redis load
+    pause_probe_interval: float = 10.0  # how often a paused relay asks ChartMogul if it is back
+    # "module:factory" building the Deliverer; empty = the built-in one for DELIVERY_MODE.
+    deliverer: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     @property
@@ -216,6 +224,11 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "CMRELAY_EMBEDDED": ("embedded", _bool, False),
     "DLQ_RETENTION": ("dlq_retention", _positive_float, False),
     "CMRELAY_KEY_PREFIX": ("key_prefix", str, False),
+    "RETRY_BACKOFF_BASE": ("retry_backoff_base", _positive_float, False),
+    "RETRY_BACKOFF_MAX": ("retry_backoff_max", _positive_float, False),
+    "SCHEDULER_INTERVAL": ("scheduler_interval", _positive_float, False),
+    "PAUSE_PROBE_INTERVAL": ("pause_probe_interval", _positive_float, False),
+    "CMRELAY_DELIVERER": ("deliverer", str.strip, False),
 }
 
 CONFIG_FILE_ENV = "CMRELAY_CONFIG"

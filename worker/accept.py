@@ -1,0 +1,149 @@
+"""The accept step: claim envelopes from the ingest list, route, dedupe, fill mailboxes."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from cmrelay.envelope import Envelope, EnvelopeError
+from worker.engine import Engine
+from worker.routing_shim import EventRoute, route_event
+
+log = logging.getLogger(__name__)
+
+# route(event, linked_group) -> EventRoute; the lead swaps in worker.mapping.route_event.
+Router = Callable[[Mapping[str, Any], str | None], EventRoute]
+
+BATCH_SIZE = 200  # per Lua commit: big enough to amortise round trips, small enough to not block
+
+
+def entity_key(customer_external_id: str) -> str:
+    """The unit of ordering, coalescing and locking (INTERFACES.md)."""
+    return f"customer:{customer_external_id}"
+
+
+def default_router(engine: Engine) -> Router:
+    """The shim router with the configured company policy."""
+    policy = engine.settings.company_creation
+    return lambda event, linked: route_event(event, policy, linked)
+
+
+@dataclass(frozen=True)
+class _Op:
+    kind: str  # m = mailbox, w = wait for group, c = count only
+    payload: bytes
+    entity: str
+    counter: str
+    dedupe_key: str
+    target_key: str
+    link_user: str = ""
+    link_group: str = ""
+    waiting_key: str = ""
+    replay: bool = False
+
+
+def accept_batch(engine: Engine, router: Router | None = None, limit: int = BATCH_SIZE) -> int:
+    """Claim and commit one batch; returns how many envelopes were claimed (0 = queue empty)."""
+    keys = engine.keys
+    token = secrets.token_hex(8)
+    claim_key = keys.accepting(token)
+    items: list[bytes] = engine.scripts.run(
+        "accept_claim",
+        [keys.ingest_queue, claim_key, keys.accepting_index],
+        [limit, token, engine.claim_timeout],
+    )
+    if not items:
+        return 0
+    ops = _plan(engine, items, router or default_router(engine))
+    key_list = [keys.accepting_index, claim_key, keys.due, keys.counters, keys.user_groups]
+    args: list[Any] = [
+        token,
+        engine.settings.coalesce_window,
+        int(engine.settings.dedupe_window),
+        int(engine.settings.dlq_retention),
+    ]
+    for op in ops:
+        key_list += [op.dedupe_key, op.target_key, op.waiting_key or op.target_key]
+        args += [op.kind, op.payload, op.entity, op.counter, op.link_user, op.link_group]
+        args.append("1" if op.replay else "0")
+    if engine.scripts.run("accept_commit", key_list, args) == -1:
+        log.warning("accept claim expired before commit; %d envelopes go round again", len(items))
+    return len(items)
+
+
+def _plan(engine: Engine, items: list[bytes], router: Router) -> list[_Op]:
+    """Decode and route each envelope; links from Group calls in this batch count at once."""
+    keys = engine.keys
+    envelopes: list[Envelope | None] = []
+    for raw in items:
+        try:
+            envelopes.append(Envelope.from_bytes(raw))
+        except EnvelopeError as exc:
+            log.error("dropping an unreadable queue item: %s", exc)
+            envelopes.append(None)
+    users = {str(e.event["userId"]) for e in envelopes if e and _is_identify_user(e.event)}
+    known = _linked_groups(engine, sorted(users))
+    ops: list[_Op] = []
+    for raw, env in zip(items, envelopes, strict=True):
+        if env is None:
+            ops.append(_count(raw, "invalid", keys.counters))
+            continue
+        event = env.event
+        user_id = str(event["userId"]) if event.get("userId") is not None else ""
+        route = router(event, known.get(user_id) if user_id else None)
+        dedupe_key = keys.dedupe(env.source, env.message_id)
+        if route.outcome == "deliver" and route.customer_external_id is not None:
+            entity = entity_key(route.customer_external_id)
+            link_user = user_id if event.get("type") == "group" and user_id else ""
+            if link_user:
+                known[link_user] = route.customer_external_id
+            ops.append(
+                _Op(
+                    "m", raw, entity, "accepted", dedupe_key, keys.mailbox(entity),
+                    link_user, route.customer_external_id if link_user else "",
+                    keys.waiting_for_group(link_user) if link_user else "", env.replay,
+                )
+            )  # fmt: skip
+        elif route.outcome == "wait_for_group" and user_id:
+            target = keys.waiting_for_group(user_id)
+            op = _Op("w", raw, "", "waiting_for_group", dedupe_key, target, replay=env.replay)
+            ops.append(op)
+        else:
+            name = route.outcome if not route.reason else f"{route.outcome}:{route.reason}"
+            ops.append(_count(raw, name, keys.counters))
+    return ops
+
+
+def _count(raw: bytes, counter: str, placeholder_key: str) -> _Op:
+    return _Op("c", raw, "", counter, placeholder_key, placeholder_key)
+
+
+def _is_identify_user(event: Mapping[str, Any]) -> bool:
+    return event.get("type") == "identify" and event.get("userId") is not None
+
+
+def _linked_groups(engine: Engine, users: list[str]) -> dict[str, str]:
+    """userId -> groupId links learned from earlier Group calls."""
+    if not users:
+        return {}
+    values: list[Any] = engine.redis.hmget(engine.keys.user_groups, users)
+    return {u: v.decode() for u, v in zip(users, values, strict=True) if v is not None}
+
+
+def reap_expired_claims(engine: Engine) -> int:
+    """Put batches of accepters that died mid-way back on the queue; returns envelopes moved."""
+    keys = engine.keys
+    seconds, micros = engine.redis.time()
+    now = seconds + micros / 1_000_000
+    tokens: list[Any] = engine.redis.zrangebyscore(
+        keys.accepting_index, "-inf", now, start=0, num=100
+    )
+    moved = 0
+    for raw_token in tokens:
+        token = raw_token.decode()
+        claim_keys = [keys.accepting_index, keys.accepting(token), keys.ingest_queue]
+        moved += int(engine.scripts.run("accept_reap", claim_keys, [token]))
+    return moved

@@ -1,0 +1,113 @@
+"""The global RequestGate in Redis: GCRA rate limit, leased in-flight semaphore, shared blocks.
+
+Every worker process on every host goes through the same three keys, so the limits hold for the
+relay as a whole (Celery's own rate_limit is per worker and cannot).
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+from cmrelay.errors import RetryableDeliveryError
+from cmrelay.keys import Keys
+from config.settings import Settings
+from worker.scripts import Scripts
+
+DECREASE = 0.5  # multiplicative decrease on 429
+MIN_FACTOR = 0.1  # never below a tenth of the configured rate
+RECOVER_PER_SECOND = 0.05  # additive increase: +5 % of the rate per second after a cut
+DEFAULT_BLOCK = 1.0  # seconds everyone waits after a 429/503 without Retry-After
+
+
+@dataclass(frozen=True)
+class Grant:
+    """One request's permission: its slot token and when (Redis clock, us) it was granted."""
+
+    token: str
+    granted_at_us: int
+
+
+class RedisRequestGate:
+    """Implements INTERFACES.md's RequestGate for every process sharing one Redis."""
+
+    def __init__(
+        self,
+        scripts: Scripts,
+        keys: Keys,
+        *,
+        rate: float,
+        max_in_flight: int,
+        slot_ttl: float,
+        max_wait: float = 30.0,
+    ) -> None:
+        self._scripts = scripts
+        self._keys = keys
+        self.rate = rate
+        self.max_in_flight = max_in_flight
+        self._slot_ttl_us = int(slot_ttl * 1_000_000)
+        self._max_wait = max_wait
+
+    @classmethod
+    def from_settings(cls, settings: Settings, scripts: Scripts, keys: Keys) -> RedisRequestGate:
+        """Limits from settings; a slot outlives the request timeout by a margin."""
+        return cls(
+            scripts,
+            keys,
+            rate=settings.rate_limit,
+            max_in_flight=settings.max_in_flight,
+            slot_ttl=settings.request_timeout + 5.0,
+        )
+
+    def try_acquire(self) -> tuple[Grant | None, float]:
+        """One attempt: a Grant, or None and the seconds worth waiting before the next try."""
+        token = secrets.token_hex(8)
+        ok, value = self._scripts.run(
+            "limiter_acquire",
+            [self._keys.rate_bucket, self._keys.in_flight, self._keys.blocked_until],
+            [self.rate, self.max_in_flight, token, self._slot_ttl_us, RECOVER_PER_SECOND],
+        )
+        if int(ok) == 1:
+            return Grant(token, int(value)), 0.0
+        return None, int(value) / 1_000_000
+
+    def acquire_grant(self) -> Grant:
+        """Block until granted; past max_wait raise RetryableDeliveryError so the entity is
+        re-scheduled instead of holding a worker thread through a long Retry-After."""
+        deadline = time.monotonic() + self._max_wait
+        while True:
+            grant, wait = self.try_acquire()
+            if grant is not None:
+                return grant
+            if time.monotonic() + wait > deadline:
+                raise RetryableDeliveryError(
+                    "delivery is held back by the shared rate limit", retry_after=wait
+                )
+            time.sleep(min(wait, 0.25))
+
+    def release(self, grant: Grant) -> None:
+        """Give the in-flight slot back (the rate token stays spent)."""
+        self._scripts.run("limiter_release", [self._keys.in_flight], [grant.token])
+
+    @contextmanager
+    def acquire(self) -> Iterator[None]:
+        """RequestGate.acquire: hold a rate token and an in-flight slot around one request."""
+        grant = self.acquire_grant()
+        try:
+            yield None
+        finally:
+            self.release(grant)
+
+    def observe(self, status: int | None, retry_after: float | None) -> None:
+        """RequestGate.observe: 429/503 slow every worker down; other statuses change nothing."""
+        if status not in (429, 503):
+            return
+        block = retry_after if retry_after is not None and retry_after > 0 else DEFAULT_BLOCK
+        self._scripts.run(
+            "limiter_observe",
+            [self._keys.rate_bucket, self._keys.blocked_until],
+            [status, int(block * 1_000_000), DECREASE, MIN_FACTOR, RECOVER_PER_SECOND],
+        )
