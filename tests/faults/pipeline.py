@@ -147,22 +147,19 @@ class Pipeline:
     # --- sending ------------------------------------------------------------------------
     def send(
         self, events: Sequence[Event], *, batch: int = 50, deadline: float = 120,
-        http: httpx.Client | None = None,
+        pace: float = 0.0, result: SendResult | None = None,
     ) -> SendResult:  # fmt: skip
         """POST /v1/batch like a Segment library: retry a batch until it is acknowledged."""
-        result = SendResult()
-        own = http is None
-        http = http or httpx.Client(timeout=10, headers={"Authorization": AUTH})
+        result = result if result is not None else SendResult()
         stop_at = time.monotonic() + deadline
-        try:
+        with httpx.Client(timeout=10, headers={"Authorization": AUTH}) as http:
             for start in range(0, len(events), batch):
                 body = orjson.dumps({"batch": list(events[start : start + batch])})
                 result.batches += 1
                 self._post(http, body, result, stop_at)
                 result.acknowledged += min(batch, len(events) - start)
-        finally:
-            if own:
-                http.close()
+                if pace:
+                    time.sleep(pace)  # a steady client, not synchronisation
         return result
 
     def _post(self, http: httpx.Client, body: bytes, result: SendResult, stop_at: float) -> None:
