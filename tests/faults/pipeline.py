@@ -136,6 +136,7 @@ class Pipeline:
         self.ingest.start()
         self.workers = WorkerProcesses(self.env, tmp)
         self.workers.start(workers, concurrency)
+        self.sending = SendResult()  # what the background sender has seen so far
 
     def close(self) -> None:
         self.workers.stop()
@@ -211,6 +212,15 @@ class Pipeline:
         except AssertionError as exc:
             raise AssertionError(f"{exc}: counters={self.counters()}\n{self.logs()}") from None
         return time.monotonic() - started
+
+    def leases(self) -> int:
+        """Deliveries in progress right now (entity leases held)."""
+        return len(self.client.keys(f"{self.keys.prefix}:lease:*"))
+
+    def worker_ready(self, index: int) -> bool:
+        """Celery logged "ready." for worker `index` (consuming)."""
+        log = self.tmp / f"worker{index}.log"
+        return log.exists() and b" ready." in log.read_bytes()
 
     def dead_letters(self) -> int:
         return int(self.client.zcard(self.keys.dlq_index))

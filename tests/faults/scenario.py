@@ -45,6 +45,7 @@ def _send_in_background(
     pipe: Pipeline, stream: Stream, pace: float
 ) -> tuple[SendResult, list[BaseException], threading.Event]:
     result, errors, done = SendResult(), [], threading.Event()
+    pipe.sending = result
 
     def send() -> None:
         try:
