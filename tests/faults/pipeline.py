@@ -24,6 +24,7 @@ import redis
 from cmrelay.keys import Keys
 from cmrelay.redis_server import PrivateRedis, free_port
 from tests.worker.workers import ROOT, WorkerProcesses, wait_for
+from worker.dlq import DeadLetterQueue, DlqEntry, DlqFilter
 
 from .stream import Event
 from .targets import RecorderTarget, SandboxTarget, Target, real_deliverer_available
@@ -210,8 +211,19 @@ class Pipeline:
         try:
             wait_for(done, timeout, "the relay to settle", every=0.2)
         except AssertionError as exc:
-            raise AssertionError(f"{exc}: counters={self.counters()}\n{self.logs()}") from None
+            raise AssertionError(f"{exc}: {self.describe()}\n{self.logs()}") from None
         return time.monotonic() - started
+
+    def describe(self) -> str:
+        """Queue depths, counters and a few pending entities with their retry state."""
+        due: list[Any] = self.client.zrange(self.keys.due, 0, 4, withscores=True)
+        retry = {e.decode(): self.client.hgetall(self.keys.retry_state(e.decode())) for e, _ in due}
+        return (
+            f"ingest={self.client.llen(self.keys.ingest_queue)} "
+            f"accepting={self.client.zcard(self.keys.accepting_index)} "
+            f"due={self.client.zcard(self.keys.due)} first due={due} retry={retry} "
+            f"now={self.client.time()} counters={self.counters()}"
+        )
 
     def leases(self) -> int:
         """Deliveries in progress right now (entity leases held)."""
@@ -224,6 +236,10 @@ class Pipeline:
 
     def dead_letters(self) -> int:
         return int(self.client.zcard(self.keys.dlq_index))
+
+    def dead_letter_entries(self) -> list[DlqEntry]:
+        dlq = DeadLetterQueue(self.client, self.keys, 86_400)
+        return dlq.list(DlqFilter())
 
     def logs(self) -> str:
         return self.workers.logs()[-4000:]
