@@ -98,14 +98,19 @@ def history_from_retry(retry: Mapping[str, str]) -> list[dict[str, Any]]:
     return [record for _, record in sorted(numbered, key=lambda pair: pair[0])]
 
 
-def mask_secrets(text: str, settings: Settings) -> str:
-    """Cut an error text to an excerpt with every configured secret and auth header masked."""
+def redact(text: str, settings: Settings) -> str:
+    """The text with every configured secret and auth header value masked (no cut)."""
     secrets_ = [settings.chartmogul_api_key, settings.chartmogul_webhook_url]
     secrets_ += [*settings.segment_write_keys, settings.segment_shared_secret, settings.admin_token]
     for secret in secrets_:
         if secret:
             text = text.replace(secret.reveal(), "***")
-    return _BEARER.sub(r"\1 ***", text)[:2000]
+    return _BEARER.sub(r"\1 ***", text)
+
+
+def mask_secrets(text: str, settings: Settings) -> str:
+    """Cut an error text to an excerpt with every configured secret and auth header masked."""
+    return redact(text, settings)[:2000]
 
 
 def new_entry(
