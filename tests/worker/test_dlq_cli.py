@@ -18,10 +18,10 @@ from cmrelay.errors import PermanentDeliveryError
 from config.settings import Settings
 from worker.accept import accept_batch
 from worker.deliver import deliver_entity
-from worker.dlq import REASON_EXPIRED, REASON_PERMANENT, DeadLetterQueue, attempt_record, new_entry
+from worker.dlq import REASON_EXPIRED, REASON_PERMANENT, DeadLetterQueue
 from worker.engine import Engine
 
-from .conftest import ScriptedDeliverer, envelope
+from .conftest import ScriptedDeliverer, dead_letter, envelope
 
 API_KEY = "sk_cli_test_0123456789"
 
@@ -36,28 +36,7 @@ def dlq(settings: Settings, engine: Engine, monkeypatch: pytest.MonkeyPatch) -> 
     return DeadLetterQueue.from_settings(settings, engine.redis)
 
 
-def _add(
-    dlq: DeadLetterQueue,
-    user: str,
-    reason: str = REASON_PERMANENT,
-    *,
-    status: int | None = 422,
-    error: str = "Unprocessable: bad country",
-    age: float = 0.0,
-    traits: dict[str, str] | None = None,
-) -> str:
-    at = time.time() - age
-    history = [attempt_record(at - 1, "RetryableDeliveryError", 503, "unavailable")]
-    history.append(attempt_record(at, "PermanentDeliveryError", status, error))
-    entry = new_entry(
-        entity=f"customer:{user}", reason=reason, error_class="PermanentDeliveryError",
-        last_error=error, attempts=2, first_attempt_at=at - 1,
-        envelopes=[envelope(user_id=user, message_id=f"msg-{user}", traits=traits)],
-        planned_operations=[{"op": "upsert_customer", "entity": f"customer:{user}"}],
-        now=at, status_code=status, last_response='{"errors": "Country is invalid"}',
-        history=history,
-    )  # fmt: skip
-    return dlq.add(entry)
+_add = dead_letter
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
