@@ -78,11 +78,12 @@ def bars_svg(hourly: Sequence[Mapping[str, Any]], width: int = 480, height: int 
             f'<rect x="{i * slot:.1f}" y="{height - h}" width="{slot - 2:.1f}" height="{h}" '
             f'fill="#c62828"><title>{e(hour["hour"])}: {int(hour["count"])}</title></rect>'
         )
+    span = f"{hourly[0]['hour']} … {hourly[-1]['hour']}" if hourly else ""
     return (
-        f'<svg role="img" aria-label="dead letters per hour, last 24 h" width="{width}" '
-        f'height="{height}" viewBox="0 0 {width} {height}" style="background:#fafafa">'
-        + "".join(bars)
-        + "</svg>"
+        f'<figure style="margin:0"><svg role="img" aria-label="dead letters per hour, last 24 h" '
+        f'width="{width}" height="{height}" viewBox="0 0 {width} {height}" '
+        f'style="background:#fafafa">{"".join(bars)}</svg>'
+        f'<figcaption class="muted">{e(span)} (UTC); tallest bar = {top}</figcaption></figure>'
     )
 
 
