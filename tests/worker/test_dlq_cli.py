@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import pty
 import subprocess
 import sys
 import time
@@ -253,11 +254,7 @@ def test_an_entry_from_a_real_failed_delivery_replays_and_then_delivers(
 
 def test_the_console_script_has_the_dlq_commands(dlq: DeadLetterQueue, settings: Settings) -> None:
     entry_id = _add(dlq, "script")
-    env = {**os.environ, "REDIS_URL": settings.redis_url, "CMRELAY_KEY_PREFIX": settings.key_prefix}
-    done = subprocess.run(
-        [sys.executable, "-m", "cmrelay.cli", "dlq", "list", "--json"],
-        env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
+    done = _cli(settings, "list", "--json", capture_output=True)
     assert done.returncode == 0, done.stderr
     assert [orjson.loads(line)["id"] for line in done.stdout.splitlines()] == [entry_id]
 
@@ -268,3 +265,47 @@ def test_secrets_in_settings_are_masked_in_list_output(
     _add(dlq, "m", error=f"Authorization: Bearer {API_KEY}")
     _, out, _ = _run(capsys, "list", "--json")
     assert API_KEY not in out and "Bearer ***" in out
+
+
+def _cli(settings: Settings, *argv: str, **kw: object) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REDIS_URL": settings.redis_url, "CMRELAY_KEY_PREFIX": settings.key_prefix}
+    return subprocess.run(
+        [sys.executable, "-m", "cmrelay.cli", "dlq", *argv],
+        env=env, text=True, timeout=60, check=False, **kw,  # type: ignore[call-overload]
+    )  # fmt: skip
+
+
+def test_a_real_terminal_gets_the_progress_bar_and_a_pipe_does_not(
+    dlq: DeadLetterQueue, settings: Settings
+) -> None:
+    for n in range(60):
+        _add(dlq, f"t{n}")
+    piped = _cli(settings, "replay", "--all", "--dry-run", capture_output=True)
+    assert piped.returncode == 0 and "[#" not in piped.stderr
+    leader, follower = pty.openpty()
+    try:
+        done = _cli(settings, "replay", "--all", stdout=subprocess.PIPE, stderr=follower)
+        os.close(follower)
+        shown = b""
+        while chunk := _read(leader):
+            shown += chunk
+    finally:
+        os.close(leader)
+    assert done.returncode == 0 and done.stdout.count("replayed ") == 60
+    assert b"replaying [" in shown and b"60/60" in shown
+
+
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except OSError:  # EIO: the terminal's other end is closed and drained
+        return b""
+
+
+def test_purge_with_no_terminal_on_stdin_refuses_for_real(
+    dlq: DeadLetterQueue, settings: Settings
+) -> None:
+    entry_id = _add(dlq, "stay")
+    done = _cli(settings, "purge", entry_id, stdin=subprocess.DEVNULL, capture_output=True)
+    assert done.returncode == 2 and "refusing to purge without --yes" in done.stderr
+    assert dlq.get(entry_id) is not None
