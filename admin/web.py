@@ -125,12 +125,16 @@ async def listing(request: Request, ctx: AdminContext) -> Response:
     return html(pages.list_page(rows, stats, params, csrf_token(ctx.token, request), notice))
 
 
+def _not_found(ctx: AdminContext, request: Request) -> Response:
+    body = '<h1>Not found</h1><p>Unknown, purged or past retention.</p><a href="/">back</a>'
+    return html(pages.layout("Not found", body, csrf_token(ctx.token, request)), 404)
+
+
 async def entry(request: Request, ctx: AdminContext) -> Response:
     """GET /entries/{id}."""
     found = await run_in_threadpool(ctx.dlq.get, request.path_params["entry_id"])
     if found is None:
-        body = '<h1>Not found</h1><p>Unknown, purged or past retention.</p><a href="/">back</a>'
-        return html(pages.layout("Not found", body, csrf_token(ctx.token, request)), 404)
+        return _not_found(ctx, request)
     notice = NOTICES.get(request.query_params.get("done", ""), "")
     view = q.detail(found, ctx.settings)
     return html(pages.entry_page(view, csrf_token(ctx.token, request), notice))
@@ -151,6 +155,8 @@ def _confirm(kind: str, bulk: bool) -> Page:
             cancel = "/?" + urlencode(params)
         else:
             entry_id = request.path_params["entry_id"]
+            if await run_in_threadpool(ctx.dlq.get, entry_id) is None:
+                return _not_found(ctx, request)
             what, action, hidden = f"entry {entry_id}", f"/entries/{quote(entry_id)}/{kind}", {}
             cancel = f"/entries/{quote(entry_id)}"
         if kind == "replay":

@@ -110,6 +110,7 @@ def test_pages_carry_security_headers_and_bad_input_is_a_400_page(
     bad = browser_like.get("/", params={"since": "whenever"})
     assert bad.status_code == 400 and "not an ISO time" in bad.text
     assert browser_like.get("/entries/missing").status_code == 404
+    assert browser_like.get("/entries/missing/purge").status_code == 404
     assert browser_like.get("/no/such/page").status_code == 404
     huge = browser_like.post("/replay", content=b"a=" + b"x" * 200_000)
     assert huge.status_code == 400
