@@ -71,6 +71,24 @@ class _Children:
                 proc.wait()
 
 
+def _start_sandbox(
+    children: _Children, cmrelay: list[str], env: Mapping[str, str]
+) -> dict[str, str]:
+    """Start the sandbox on a free port; returns the settings that point the worker at it."""
+    port = free_port()
+    options = ["--port", str(port), "--api-key", SANDBOX_KEY]
+    options += ["--data-source", SANDBOX_DATA_SOURCE]
+    children.start("sandbox", [*cmrelay, "sandbox", *options], env)
+    api_base = f"http://127.0.0.1:{port}/v1"
+    _wait_http(f"{api_base}/ping")
+    log.info("ChartMogul sandbox at %s (state: http://127.0.0.1:%d/_sandbox/state)", api_base, port)
+    return {
+        "CHARTMOGUL_API_BASE": api_base,
+        "CHARTMOGUL_API_KEY": SANDBOX_KEY,
+        "CHARTMOGUL_DATA_SOURCE_UUID": SANDBOX_DATA_SOURCE,
+    }
+
+
 def run_embedded(args: argparse.Namespace) -> int:
     """Start every part in the foreground; Ctrl-C stops them all."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s cmrelay run: %(message)s")
@@ -98,20 +116,7 @@ def run_embedded(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         if not env.get("CHARTMOGUL_API_KEY") and not env.get("CHARTMOGUL_WEBHOOK_URL"):
-            port = free_port()
-            options = ["--port", str(port), "--api-key", SANDBOX_KEY]
-            options += ["--data-source", SANDBOX_DATA_SOURCE]
-            children.start("sandbox", [*cmrelay, "sandbox", *options], env)
-            api_base = f"http://127.0.0.1:{port}/v1"
-            _wait_http(f"{api_base}/ping")
-            env["CHARTMOGUL_API_BASE"] = api_base
-            env["CHARTMOGUL_API_KEY"] = SANDBOX_KEY
-            env["CHARTMOGUL_DATA_SOURCE_UUID"] = SANDBOX_DATA_SOURCE
-            log.info(
-                "ChartMogul sandbox at %s (state: http://127.0.0.1:%d/_sandbox/state)",
-                api_base,
-                port,
-            )
+            env.update(_start_sandbox(children, cmrelay, env))
         children.start("worker", [*cmrelay, "worker"], env)
         children.start("ingest", [*cmrelay, "ingest"], env)
         host = env.get("INGEST_HOST", "127.0.0.1")

@@ -87,12 +87,13 @@ class ApiDeliverer:
         self.cache.count_dropped(delta.dropped, entity)
         self.counting.reset()
         ops: list[Operation] = []
-        customer_uuid = self._with_cache_retry(
+        customer_uuid, fresh = self._with_cache_retry(
             "customer", delta.external_id, lambda cached: self._customer(delta, cached, ops)
         )
         results: list[EventResult] = []
         clock_updates = dict(delta.clock_updates)
-        listing: list[list[dict[str, Any]]] = []  # contacts of the customer, fetched once
+        # The customer's contacts, listed once per delivery (a customer we just made has none).
+        listing: list[list[dict[str, Any]]] = [[]] if fresh else []
         for uid, contact in delta.contacts.items():
             key = f"{delta.external_id}|{uid}"
             try:
@@ -104,6 +105,8 @@ class ApiDeliverer:
                 )  # fmt: skip
             except PermanentDeliveryError as exc:
                 log.warning("contact of %s refused (%s); its events go to the DLQ", entity, exc)
+                ops.append(_op("upsert_contact", external_id=uid, failed=exc.message,
+                               standard=dict(contact.standard)))  # fmt: skip
                 results += [
                     EventResult(str(e.get("messageId", "")), "failed", exc.message, exc)
                     for e in events
@@ -111,7 +114,7 @@ class ApiDeliverer:
                 ]
                 prefix = f"contact:{uid}:"
                 clock_updates = {k: v for k, v in clock_updates.items() if not k.startswith(prefix)}
-        return DeliveryOutcome(clock_updates, self.counting.calls, results, ops or planned(delta))
+        return DeliveryOutcome(clock_updates, self.counting.calls, results, ops)
 
     def _with_cache_retry(self, kind: str, key: str, work: Callable[[str | None], T]) -> T:
         """Run `work` with the cached uuid; a 404 on it drops the entry and looks up once more."""
@@ -127,7 +130,10 @@ class ApiDeliverer:
 
     # -- customer --------------------------------------------------------------------------------
 
-    def _customer(self, delta: CustomerDelta, cached: str | None, ops: list[Operation]) -> str:
+    def _customer(
+        self, delta: CustomerDelta, cached: str | None, ops: list[Operation]
+    ) -> tuple[str, bool]:
+        """The customer's uuid (found, or created with everything), and whether we created it."""
         types = self.cache.types()
         on_customer: set[str] = set()
         if cached is not None:
@@ -151,7 +157,7 @@ class ApiDeliverer:
                 )
                 if _holds(created, custom):
                     self.cache.learn({a.key: a.type for a in custom.values()})
-                    return uuid
+                    return uuid, True
                 found = created  # someone else created it first: update it like a found one
             uuid = str(found["uuid"])
             self.cache.put("customer", delta.external_id, uuid)
@@ -161,7 +167,7 @@ class ApiDeliverer:
             types = {**learned, **types}
             on_customer = set(current)
         self._update_customer(uuid, delta, types, on_customer, ops)
-        return uuid
+        return uuid, False
 
     def _update_customer(
         self,
