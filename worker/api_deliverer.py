@@ -15,6 +15,7 @@ import redis
 from cmrelay.errors import PermanentDeliveryError
 from cmrelay.keys import Keys
 from config.settings import Settings
+from worker.api_plan import Operation, attrs, holds, match_contact, op, planned
 from worker.chartmogul_client import ChartMogulClient, discard_process_client, process_client
 from worker.delivery import DeliveryOutcome, EventResult, RequestGate
 from worker.delivery_support import CountingGate, RelayCache, entity_external_id, type_of_value
@@ -34,7 +35,6 @@ from worker.mapping.routing import contact_key
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-Operation = dict[str, Any]
 
 
 def build(settings: Settings, gate: RequestGate) -> ApiDeliverer:
@@ -43,25 +43,6 @@ def build(settings: Settings, gate: RequestGate) -> ApiDeliverer:
     client = process_client(settings, counting)
     cache = RelayCache(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
     return ApiDeliverer(client, cache, load_mapping_policy(settings), counting)
-
-
-def _attrs(custom: Mapping[str, CustomAttribute]) -> list[dict[str, Any]]:
-    return [{"key": a.key, "type": a.type, "value": a.value} for a in custom.values()]
-
-
-def planned(delta: CustomerDelta) -> list[Operation]:
-    """The net change as upserts (pure): what a delivery of `delta` would write."""
-    ops: list[Operation] = [
-        {"op": "upsert_customer", "external_id": delta.external_id,
-         "standard": dict(delta.standard), "custom": _attrs(delta.custom)},
-    ]  # fmt: skip
-    for uid, contact in delta.contacts.items():
-        ops.append(
-            {"op": "upsert_contact", "customer": delta.external_id, "external_id": uid,
-             "standard": dict(contact.standard),
-             "custom": {k: a.value for k, a in contact.custom.items()}}
-        )  # fmt: skip
-    return ops
 
 
 class ApiDeliverer:
@@ -87,9 +68,27 @@ class ApiDeliverer:
         self.cache.count_dropped(delta.dropped, entity)
         self.counting.reset()
         ops: list[Operation] = []
+        try:
+            results, clock_updates = self._deliver_once(delta, events, ops, trust_cache=True)
+        except _StaleCustomerError:
+            # The cached customer is gone and nothing had touched it yet: start again from
+            # a lookup, once, instead of failing every contact against a uuid that is no more.
+            self.cache.drop("customer", delta.external_id)
+            results, clock_updates = self._deliver_once(delta, events, ops, trust_cache=False)
+        return DeliveryOutcome(clock_updates, self.counting.calls, results, ops)
+
+    def _deliver_once(
+        self,
+        delta: CustomerDelta,
+        events: Sequence[dict[str, Any]],
+        ops: list[Operation],
+        *,
+        trust_cache: bool,
+    ) -> tuple[list[EventResult], dict[str, str]]:
         customer_uuid, fresh = self._with_cache_retry(
             "customer", delta.external_id, lambda cached: self._customer(delta, cached, ops)
         )
+        unverified = trust_cache and not ops  # a cached uuid no call has confirmed
         results: list[EventResult] = []
         clock_updates = dict(delta.clock_updates)
         # The customer's contacts, listed once per delivery (a customer we just made has none).
@@ -104,8 +103,11 @@ class ApiDeliverer:
                     ),
                 )  # fmt: skip
             except PermanentDeliveryError as exc:
-                log.warning("contact of %s refused (%s); its events go to the DLQ", entity, exc)
-                ops.append(_op("upsert_contact", external_id=uid, failed=exc.message,
+                if unverified and self._customer_gone(delta.external_id, customer_uuid):
+                    raise _StaleCustomerError from None
+                unverified = False
+                log.warning("contact of %s refused (%s); its events go to the DLQ", uid, exc)
+                ops.append(op("upsert_contact", external_id=uid, failed=exc.message,
                                standard=dict(contact.standard)))  # fmt: skip
                 results += [
                     EventResult(str(e.get("messageId", "")), "failed", exc.message, exc)
@@ -114,7 +116,14 @@ class ApiDeliverer:
                 ]
                 prefix = f"contact:{uid}:"
                 clock_updates = {k: v for k, v in clock_updates.items() if not k.startswith(prefix)}
-        return DeliveryOutcome(clock_updates, self.counting.calls, results, ops)
+            else:
+                unverified = False  # a contact call on this customer went through
+        return results, clock_updates
+
+    def _customer_gone(self, external_id: str, cached_uuid: str) -> bool:
+        """True when ChartMogul no longer has the customer under the uuid we cached."""
+        found = self.client.find_customer(external_id)
+        return found is None or found.get("uuid") != cached_uuid
 
     def _with_cache_retry(self, kind: str, key: str, work: Callable[[str | None], T]) -> T:
         """Run `work` with the cached uuid; a 404 on it drops the entry and looks up once more."""
@@ -148,14 +157,14 @@ class ApiDeliverer:
                 uuid = str(created["uuid"])
                 self.cache.put("customer", delta.external_id, uuid)
                 ops.append(
-                    _op(
+                    op(
                         "create_customer",
                         external_id=delta.external_id,
                         standard=dict(delta.standard),
-                        custom=_attrs(custom),
+                        custom=attrs(custom),
                     )
                 )
-                if _holds(created, custom):
+                if holds(created, custom):
                     self.cache.learn({a.key: a.type for a in custom.values()})
                     return uuid, True
                 found = created  # someone else created it first: update it like a found one
@@ -179,7 +188,7 @@ class ApiDeliverer:
     ) -> None:
         if delta.standard:
             self.client.update_customer(uuid, delta.standard)
-            ops.append(_op("update_customer", uuid=uuid, standard=dict(delta.standard)))
+            ops.append(op("update_customer", uuid=uuid, standard=dict(delta.standard)))
         fitted = self._fit(delta.custom, types, delta.external_id)
         new = [a for k, a in fitted.items() if k not in types and k not in on_customer]
         known = {k: a.value for k, a in fitted.items() if k in types or k in on_customer}
@@ -187,11 +196,11 @@ class ApiDeliverer:
             self.client.add_custom_attributes(uuid, new)
             self.cache.learn({a.key: a.type for a in new})
             ops.append(
-                _op("add_custom_attributes", uuid=uuid, attributes=_attrs({a.key: a for a in new}))
+                op("add_custom_attributes", uuid=uuid, attributes=attrs({a.key: a for a in new}))
             )
         if known:
             self.client.update_custom_attributes(uuid, known)
-            ops.append(_op("update_custom_attributes", uuid=uuid, values=known))
+            ops.append(op("update_custom_attributes", uuid=uuid, values=known))
 
     def _fit(
         self, custom: Mapping[str, CustomAttribute], types: Mapping[str, AttrType], where: str
@@ -225,7 +234,7 @@ class ApiDeliverer:
             if contact.standard or custom:
                 self.client.update_contact(cached, contact.standard, custom)
                 ops.append(
-                    _op(
+                    op(
                         "update_contact",
                         uuid=cached,
                         standard=dict(contact.standard),
@@ -235,7 +244,7 @@ class ApiDeliverer:
             return
         if not listing:
             listing.append(self.client.find_contacts(customer_uuid=customer_uuid))
-        match = _match(listing[0], contact)
+        match = match_contact(listing[0], contact)
         if match is None:
             created = self.client.create_contact(
                 customer_uuid, contact.standard, custom, external_id=contact.external_id
@@ -243,7 +252,7 @@ class ApiDeliverer:
             listing[0].append(created)
             self.cache.put("contact", cache_key, str(created["uuid"]))
             ops.append(
-                _op(
+                op(
                     "create_contact",
                     customer_uuid=customer_uuid,
                     external_id=contact.external_id,
@@ -259,7 +268,7 @@ class ApiDeliverer:
         changed = {k: v for k, v in custom.items() if not same_value(current.get(k), v)}
         if standard or changed:
             self.client.update_contact(uuid, standard, changed)
-            ops.append(_op("update_contact", uuid=uuid, standard=standard, custom=changed))
+            ops.append(op("update_contact", uuid=uuid, standard=standard, custom=changed))
 
     def planned_operations(
         self, entity: str, events: Sequence[dict[str, Any]], clock: Mapping[str, str]
@@ -277,27 +286,5 @@ class ApiDeliverer:
         self.cache.redis.close()
 
 
-def _holds(created: Mapping[str, Any], custom: Mapping[str, CustomAttribute]) -> bool:
-    """True when the customer answered carries what we sent (not someone else's older create)."""
-    stored = (created.get("attributes") or {}).get("custom") or {}
-    return all(key in stored for key in custom)
-
-
-def _op(name: str, **fields: Any) -> Operation:
-    return {"op": name, **fields}
-
-
-def _match(
-    contacts: Sequence[Mapping[str, Any]], contact: ContactFields
-) -> Mapping[str, Any] | None:
-    """The existing contact by external id, else by email when it has no other external id."""
-    for entry in contacts:
-        if entry.get("external_id") == contact.external_id:
-            return entry
-    email = contact.standard.get("email")
-    if not email:
-        return None
-    for entry in contacts:
-        if entry.get("email") == email and entry.get("external_id") in (None, ""):
-            return entry
-    return None
+class _StaleCustomerError(Exception):
+    """The cached customer uuid no longer exists in ChartMogul."""

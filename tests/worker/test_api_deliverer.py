@@ -136,6 +136,23 @@ def test_a_cached_uuid_that_is_gone_is_looked_up_again(
     assert customer["uuid"] != gone and customer["name"] == "Three again"
 
 
+def test_a_cached_customer_that_is_gone_is_made_again_for_a_contact_only_change(
+    deliverer: ApiDeliverer, sandbox: SandboxServer, state: Any
+) -> None:
+    deliverer.deliver("customer:c5", [_group("c5", 1, name="Five")], {})
+    gone = state()["customers"][0]["uuid"]
+    httpx.delete(f"{sandbox.base_url}/customers/{gone}", auth=(KEY, "")).raise_for_status()
+    ident = _event(
+        "identify", 2, userId="u5", traits={"email": "u5@x.test", "company": {"id": "c5"}}
+    )
+    outcome = deliverer.deliver("customer:c5", [ident], {})
+    assert outcome.results == []
+    dump = state()
+    [customer] = dump["customers"]
+    assert customer["uuid"] != gone and customer["external_id"] == "c5"
+    assert [c["external_id"] for c in dump["contacts"]] == ["u5"]
+
+
 class _RefusesBob(ChartMogulClient):
     def create_contact(self, customer_uuid: str, standard: Any, custom: Any,
                        external_id: str | None) -> dict[str, Any]:  # fmt: skip
