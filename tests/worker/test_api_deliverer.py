@@ -125,12 +125,20 @@ def test_a_value_that_cannot_fit_the_existing_type_is_dropped_not_fatal(
     assert int(counters[b"dropped_attributes"]) == 1
 
 
+def _delivered_then_deleted(
+    deliverer: ApiDeliverer, sandbox: SandboxServer, state: Any, cid: str
+) -> str:
+    """Deliver a new customer (its uuid is cached), then delete it behind the relay's back."""
+    deliverer.deliver(f"customer:{cid}", [_group(cid, 1, name=cid)], {})
+    gone: str = state()["customers"][0]["uuid"]
+    httpx.delete(f"{sandbox.base_url}/customers/{gone}", auth=(KEY, "")).raise_for_status()
+    return gone
+
+
 def test_a_cached_uuid_that_is_gone_is_looked_up_again(
     deliverer: ApiDeliverer, sandbox: SandboxServer, state: Any
 ) -> None:
-    deliverer.deliver("customer:c3", [_group("c3", 1, name="Three")], {})
-    gone = state()["customers"][0]["uuid"]
-    httpx.delete(f"{sandbox.base_url}/customers/{gone}", auth=(KEY, "")).raise_for_status()
+    gone = _delivered_then_deleted(deliverer, sandbox, state, "c3")
     deliverer.deliver("customer:c3", [_group("c3", 2, name="Three again")], {})
     [customer] = state()["customers"]
     assert customer["uuid"] != gone and customer["name"] == "Three again"
@@ -139,9 +147,7 @@ def test_a_cached_uuid_that_is_gone_is_looked_up_again(
 def test_a_cached_customer_that_is_gone_is_made_again_for_a_contact_only_change(
     deliverer: ApiDeliverer, sandbox: SandboxServer, state: Any
 ) -> None:
-    deliverer.deliver("customer:c5", [_group("c5", 1, name="Five")], {})
-    gone = state()["customers"][0]["uuid"]
-    httpx.delete(f"{sandbox.base_url}/customers/{gone}", auth=(KEY, "")).raise_for_status()
+    gone = _delivered_then_deleted(deliverer, sandbox, state, "c5")
     ident = _event(
         "identify", 2, userId="u5", traits={"email": "u5@x.test", "company": {"id": "c5"}}
     )
