@@ -25,6 +25,9 @@ from cmrelay.redis_server import PrivateRedis, free_port, redis_answers
 log = logging.getLogger("cmrelay.run")
 
 SANDBOX_KEY = "sandbox-key"
+# A fixed data source (the sandbox recreates it at every start), so CHARTMOGUL_DATA_SOURCE_UUID
+# and the uuid caches in a Redis that outlives the sandbox stay meaningful across restarts.
+SANDBOX_DATA_SOURCE = "ds_00000000-0000-4000-8000-00000000c0de"
 
 
 def _wait_http(url: str, timeout: float = 30.0) -> None:
@@ -37,17 +40,6 @@ def _wait_http(url: str, timeout: float = 30.0) -> None:
             pass
         time.sleep(0.1)
     raise ConfigurationError(f"{url} did not answer within {timeout:.0f} s")
-
-
-def _create_data_source(api_base: str) -> str:
-    response = httpx.post(
-        f"{api_base}/data_sources",
-        json={"name": f"Segment relay {int(time.time())}"},
-        auth=(SANDBOX_KEY, ""),
-        timeout=5.0,
-    )
-    response.raise_for_status()
-    return str(response.json()["uuid"])
 
 
 class _Children:
@@ -79,9 +71,28 @@ class _Children:
                 proc.wait()
 
 
+def _start_sandbox(
+    children: _Children, cmrelay: list[str], env: Mapping[str, str]
+) -> dict[str, str]:
+    """Start the sandbox on a free port; returns the settings that point the worker at it."""
+    port = free_port()
+    options = ["--port", str(port), "--api-key", SANDBOX_KEY]
+    options += ["--data-source", SANDBOX_DATA_SOURCE]
+    children.start("sandbox", [*cmrelay, "sandbox", *options], env)
+    api_base = f"http://127.0.0.1:{port}/v1"
+    _wait_http(f"{api_base}/ping")
+    log.info("ChartMogul sandbox at %s (state: http://127.0.0.1:%d/_sandbox/state)", api_base, port)
+    return {
+        "CHARTMOGUL_API_BASE": api_base,
+        "CHARTMOGUL_API_KEY": SANDBOX_KEY,
+        "CHARTMOGUL_DATA_SOURCE_UUID": SANDBOX_DATA_SOURCE,
+    }
+
+
 def run_embedded(args: argparse.Namespace) -> int:
     """Start every part in the foreground; Ctrl-C stops them all."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s cmrelay run: %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # our readiness polls are not news
     env = dict(os.environ)
     env["CMRELAY_EMBEDDED"] = "1"
     private: PrivateRedis | None = None
@@ -105,22 +116,7 @@ def run_embedded(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, _on_signal)
     try:
         if not env.get("CHARTMOGUL_API_KEY") and not env.get("CHARTMOGUL_WEBHOOK_URL"):
-            port = free_port()
-            children.start(
-                "sandbox",
-                [*cmrelay, "sandbox", "--port", str(port), "--api-key", SANDBOX_KEY],
-                env,
-            )
-            api_base = f"http://127.0.0.1:{port}/v1"
-            _wait_http(f"{api_base}/ping")
-            env["CHARTMOGUL_API_BASE"] = api_base
-            env["CHARTMOGUL_API_KEY"] = SANDBOX_KEY
-            env["CHARTMOGUL_DATA_SOURCE_UUID"] = _create_data_source(api_base)
-            log.info(
-                "ChartMogul sandbox at %s (state: http://127.0.0.1:%d/_sandbox/state)",
-                api_base,
-                port,
-            )
+            env.update(_start_sandbox(children, cmrelay, env))
         children.start("worker", [*cmrelay, "worker"], env)
         children.start("ingest", [*cmrelay, "ingest"], env)
         host = env.get("INGEST_HOST", "127.0.0.1")

@@ -10,11 +10,11 @@ from typing import Any
 
 from cmrelay.envelope import Envelope, EnvelopeError
 from worker.engine import Engine
-from worker.routing_shim import EventRoute, route_event
+from worker.mapping import EventRoute, group_link, link_subject, route_event
 
 log = logging.getLogger(__name__)
 
-# route(event, linked_group) -> EventRoute; the lead swaps in worker.mapping.route_event.
+# route(event, linked_group) -> EventRoute (worker.mapping.route_event with the policy bound).
 Router = Callable[[Mapping[str, Any], str | None], EventRoute]
 
 BATCH_SIZE = 200  # per Lua commit: big enough to amortise round trips, small enough to not block
@@ -26,8 +26,8 @@ def entity_key(customer_external_id: str) -> str:
 
 
 def default_router(engine: Engine) -> Router:
-    """The shim router with the configured company policy."""
-    policy = engine.settings.company_creation
+    """The mapping router with the policy the worker loaded at start."""
+    policy = engine.policy
     return lambda event, linked: route_event(event, policy, linked)
 
 
@@ -84,36 +84,36 @@ def _plan(engine: Engine, items: list[bytes], router: Router) -> list[_Op]:
         except EnvelopeError as exc:
             log.error("dropping an unreadable queue item: %s", exc)
             envelopes.append(None)
-    users = {str(e.event["userId"]) for e in envelopes if e and _is_identify_user(e.event)}
-    known = _linked_groups(engine, sorted(users))
+    users = {_subject(e.event) for e in envelopes if e is not None} - {None}
+    known = _linked_groups(engine, sorted(u for u in users if u))
     ops: list[_Op] = []
     for raw, env in zip(items, envelopes, strict=True):
         if env is None:
             ops.append(_count(raw, "invalid", keys.counters))
             continue
         event = env.event
-        user_id = str(event["userId"]) if event.get("userId") is not None else ""
-        route = router(event, known.get(user_id) if user_id else None)
+        subject = _subject(event)
+        route = router(event, known.get(subject) if subject else None)
         dedupe_key = keys.dedupe(env.source, env.message_id)
         if route.outcome == "deliver" and route.customer_external_id is not None:
             entity = entity_key(route.customer_external_id)
-            link_user = user_id if event.get("type") == "group" and user_id else ""
+            link = group_link(event)
+            link_user, link_group = link if link else ("", "")
             if link_user:
-                known[link_user] = route.customer_external_id
+                known[link_user] = link_group
             ops.append(
                 _Op(
                     "m", raw, entity, "accepted", dedupe_key, keys.mailbox(entity),
-                    link_user, route.customer_external_id if link_user else "",
+                    link_user, link_group,
                     keys.waiting_for_group(link_user) if link_user else "", env.replay,
                 )
             )  # fmt: skip
-        elif route.outcome == "wait_for_group" and user_id:
-            target = keys.waiting_for_group(user_id)
+        elif route.outcome == "wait_for_group" and subject:
+            target = keys.waiting_for_group(subject)
             op = _Op("w", raw, "", "waiting_for_group", dedupe_key, target, replay=env.replay)
             ops.append(op)
         else:
-            name = route.outcome if not route.reason else f"{route.outcome}:{route.reason}"
-            ops.append(_count(raw, name, keys.counters))
+            ops.append(_count(raw, _counter_name(route, event), keys.counters))
     return ops
 
 
@@ -121,8 +121,20 @@ def _count(raw: bytes, counter: str, placeholder_key: str) -> _Op:
     return _Op("c", raw, "", counter, placeholder_key, placeholder_key)
 
 
-def _is_identify_user(event: Mapping[str, Any]) -> bool:
-    return event.get("type") == "identify" and event.get("userId") is not None
+def _subject(event: Any) -> str | None:
+    """Whose user -> group link an Identify is routed by (None for other events)."""
+    if not isinstance(event, Mapping) or event.get("type") != "identify":
+        return None
+    return link_subject(event)
+
+
+def _counter_name(route: EventRoute, event: Mapping[str, Any]) -> str:
+    """Counter for an event not delivered: ignored ones by type, the rest by reason."""
+    if route.outcome == "ignored":
+        return f"ignored:type_{event.get('type')}"
+    if route.outcome == "wait_for_group":  # no subject to wait under (only an email)
+        return "skipped:no user to link to a group"
+    return f"{route.outcome}:{route.reason}" if route.reason else route.outcome
 
 
 def _linked_groups(engine: Engine, users: list[str]) -> dict[str, str]:

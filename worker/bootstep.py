@@ -29,6 +29,7 @@ class SchedulerStep(bootsteps.StartStopStep):  # type: ignore[misc]
 
         app = worker.app
         engine = engine_for(app)
+        engine.policy  # noqa: B018 - read MAPPING_FILE once, now: a bad one stops the start
         engine.deliverer  # noqa: B018 - build it now: a bad CMRELAY_DELIVERER stops the start
         scheduler = Scheduler(
             engine,

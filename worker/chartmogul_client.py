@@ -258,3 +258,11 @@ def process_client(settings: Settings, gate: RequestGate | None = None) -> Chart
         _process_clients.clear()  # clients inherited from the parent belong to the parent
         client = _process_clients[pid] = ChartMogulClient.from_settings(settings, gate)
     return client
+
+
+def discard_process_client(client: ChartMogulClient) -> None:
+    """Close a client from process_client and forget it, so the next call builds a fresh one."""
+    client.close()
+    for pid, cached in list(_process_clients.items()):
+        if cached is client:
+            del _process_clients[pid]

@@ -89,9 +89,12 @@ def load_deliverer(settings: Settings, gate: RequestGate) -> Deliverer:
 
 
 def _builtin_deliverer(settings: Settings, gate: RequestGate) -> Deliverer:
-    """The API/webhook deliverers; wired by the lead once the delivery clients are merged."""
+    """The REST API deliverer (DELIVERY_MODE=api) or the Actions webhook one (webhook)."""
     settings.require_delivery()
-    raise ConfigurationError(
-        f"no built-in deliverer for DELIVERY_MODE={settings.delivery_mode} yet; "
-        "set CMRELAY_DELIVERER"
-    )
+    if settings.delivery_mode == "webhook":
+        from worker.webhook_deliverer import build as build_webhook
+
+        return build_webhook(settings, gate)
+    from worker.api_deliverer import build as build_api
+
+    return build_api(settings, gate)

@@ -11,6 +11,7 @@ from cmrelay.keys import Keys
 from config.settings import Settings
 from worker.delivery import Deliverer, load_deliverer
 from worker.limiter import RedisRequestGate
+from worker.mapping import MappingPolicy, load_mapping_policy
 from worker.scripts import Scripts
 
 
@@ -24,6 +25,7 @@ class Engine:
     scripts: Scripts
     gate: RedisRequestGate
     _deliverer: Deliverer | None = None
+    _policy: MappingPolicy | None = None
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     @classmethod
@@ -42,6 +44,14 @@ class Engine:
             if self._deliverer is None:
                 self._deliverer = load_deliverer(self.settings, self.gate)
             return self._deliverer
+
+    @property
+    def policy(self) -> MappingPolicy:
+        """The mapping policy, read once (MAPPING_FILE is read at worker start, not per event)."""
+        with self._lock:
+            if self._policy is None:
+                self._policy = load_mapping_policy(self.settings)
+            return self._policy
 
     @property
     def lease_ttl(self) -> float:

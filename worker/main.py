@@ -33,6 +33,7 @@ def run_worker(celery_args: Sequence[str]) -> int:
     settings = load_settings()
     engine = Engine.from_settings(settings)
     try:
+        engine.policy  # noqa: B018 - a bad MAPPING_FILE stops the start with one line
         load_deliverer(settings, engine.gate).close()  # builds nothing it keeps; only checks
     finally:
         engine.close()

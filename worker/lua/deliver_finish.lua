@@ -4,7 +4,8 @@
 -- KEYS: lease, mailbox, due, clock, retry, counters, dlq_index, dlq_entry, dlq_status, pause
 -- ARGV: token, entity, drain, delay ('' = auto), coalesce, retry_mode (clear|record|keep),
 --       now (worker clock, for retry state), last_error, dlq_id ('' = none), dlq_json,
---       dlq_ttl, pause_reason ('' = none), clock_json, counters_json
+--       dlq_ttl, pause_reason ('' = none), clock_json, counters_json,
+--       attempt_json ('' = none; kept as field attempt:<n> for the DLQ's attempt history)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local drain = tonumber(ARGV[3])
 if drain > 0 then redis.call('LTRIM', KEYS[2], drain, -1) end
@@ -13,7 +14,8 @@ local mode = ARGV[6]
 if mode == 'clear' then
   redis.call('DEL', KEYS[5])
 elseif mode == 'record' then
-  redis.call('HINCRBY', KEYS[5], 'attempts', 1)
+  local n = redis.call('HINCRBY', KEYS[5], 'attempts', 1)
+  if ARGV[15] ~= '' then redis.call('HSET', KEYS[5], 'attempt:' .. n, ARGV[15]) end
   redis.call('HSETNX', KEYS[5], 'first_failure', ARGV[7])
   redis.call('HSET', KEYS[5], 'last_failure', ARGV[7], 'last_error', ARGV[8])
 end
