@@ -45,5 +45,13 @@ test-faults: install
 bench: install
 	$(BIN)/python bench/ingest.py
 
+## Delivery vs a naive baseline on the sandbox (BENCH_ARGS="--events 5000" to run smaller).
+bench-delivery: install
+	$(BIN)/python bench/delivery.py $(BENCH_ARGS)
+
+## Ingest and worker RSS over a long run (BENCH_ARGS="--events 100000" to run smaller).
+bench-memory: install
+	$(BIN)/python bench/memory.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
