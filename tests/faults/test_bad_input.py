@@ -4,6 +4,7 @@ worker crash, and every accepted event accounted for."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from hypothesis import strategies as st
 from tests.worker.strategies import json_values
 
 from .pipeline import AUTH, WRITE_KEY, Pipeline, pipeline
+from .report import Summary, record
 
 pytestmark = [pytest.mark.faults, pytest.mark.timeout(400)]
 
@@ -44,6 +46,7 @@ plausible = st.fixed_dictionaries(
     },
 )  # fmt: skip
 batches = st.lists(plausible | events | json_values, min_size=1, max_size=20)
+SEEN: dict[str, int] = {"requests": 0, "rejected requests": 0, "rejected events": 0, "5xx": 0}
 
 
 @pytest.fixture(scope="module")
@@ -61,11 +64,15 @@ def http(pipe: Pipeline) -> Iterator[httpx.Client]:
 
 
 def _explained(response: httpx.Response) -> None:
+    SEEN["requests"] += 1
+    SEEN["5xx"] += response.status_code >= 500
     assert response.status_code < 500, response.text[:500]
     body: Any = response.json()
     if response.status_code >= 400:
+        SEEN["rejected requests"] += 1
         assert body.get("message"), f"a rejection without a reason: {response.text[:300]}"
     else:
+        SEEN["rejected events"] += len(body.get("rejected", []))
         for item in body.get("rejected", []):
             assert item.get("reason"), f"an event rejected without a reason: {item}"
 
@@ -94,6 +101,8 @@ def test_schemathesis_finds_no_server_error_in_the_ingest(pipe: Pipeline, tmp_pa
         capture_output=True, text=True, timeout=240, check=False,
     )  # fmt: skip
     print(result.stdout[-2500:])
+    cases = re.search(r"(\d+) generated", result.stdout)
+    SEEN["schemathesis cases"] = int(cases.group(1)) if cases else 0
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-2000:]
 
 
@@ -110,5 +119,30 @@ def test_the_workers_digest_whatever_the_ingest_accepted(pipe: Pipeline) -> None
     done = c.get("delivered", 0) + c.get("dead_lettered", 0) + c.get("skipped_at_delivery", 0)
     print(f"\nworker counters after bad input: {c}")
     assert accepted > 0 and done == accepted, c
-    for entry in pipe.dead_letter_entries():
+    entries = pipe.dead_letter_entries()
+    for entry in entries:
         assert entry.reason, entry
+    dead = c.get("dead_lettered", 0)
+    record(
+        Summary(
+            "bad input",
+            pipe.target.name,
+            SEEN["requests"],
+            accepted,
+            c.get("delivered", 0),
+            c.get("duplicate", 0),
+            dead,
+            accepted - done,
+            0,
+            0,
+            0,
+            0,
+            ", ".join(f"{k}: {v}" for k, v in sorted(pipe.target.calls().items())),
+            notes=(
+                f"hypothesis: {SEEN['requests']} requests, {SEEN['rejected requests']} refused "
+                f"and {SEEN['rejected events']} events rejected, each with a reason, 5xx: "
+                f"{SEEN['5xx']}; schemathesis: {SEEN.get('schemathesis cases', 0)} cases, no "
+                f"5xx; dead letters: {sorted({e.reason for e in entries})}; workers alive"
+            ),
+        )
+    )
