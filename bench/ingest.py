@@ -228,7 +228,8 @@ def main() -> int:
     parser.add_argument("--stacks", default="uvloop,asyncio", help="comma list of: uvloop, asyncio")
     args = parser.parse_args()
     seconds = 2.0 if args.quick else 5.0
-    scenarios = [("single", 1, 16), ("batch", 10, 4), ("batch", 100, 1), ("batch", 100, 4),
+    scenarios = [("single", 1, 1), ("single", 1, 16), ("single", 1, 64), ("batch", 10, 4),
+                 ("batch", 100, 1), ("batch", 100, 4), ("batch", 100, 16),
                  ("batch", 500, 2)]  # fmt: skip
     server = PrivateRedis(appendonly=True).start()
     queue = Keys().ingest_queue
