@@ -269,6 +269,8 @@ def main() -> int:
     print("|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(row.line())
+    if not args.latency_events:
+        return 0
     print("\nend to end (ingest POST -> visible in the sandbox), one event at a time:")
     print("| sandbox latency | samples | p50 ms | p99 ms | max ms |\n|---|---|---|---|---|")
     for latency in (float(x) for x in args.latencies.split(",")):

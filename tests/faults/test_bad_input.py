@@ -98,7 +98,7 @@ def test_schemathesis_finds_no_server_error_in_the_ingest(pipe: Pipeline, tmp_pa
          "--checks", "not_a_server_error", "--auth", f"{WRITE_KEY}:", "--max-examples", "15",
          "--seed", "1", "--workers", "1", "--max-time", "40", "--report", "ndjson",
          "--report-ndjson-path", str(report)],
-        capture_output=True, text=True, timeout=240, check=False,
+        capture_output=True, text=True, timeout=240, check=False, cwd=tmp_path,
     )  # fmt: skip
     print(result.stdout[-2500:])
     cases = re.search(r"(\d+) generated", result.stdout)
