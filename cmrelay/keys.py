@@ -157,6 +157,36 @@ class Keys:
         return f"{self.prefix}:counters"
 
     @property
+    def metrics(self) -> str:
+        """HASH "name|label|label" -> count: relay-wide Prometheus counters that are not engine
+        outcomes (ingest requests, ChartMogul responses, rate-limit waits). No TTL: counters
+        only grow, as Prometheus expects; every process on every host adds to the same hash."""
+        return f"{self.prefix}:metrics"
+
+    @property
+    def latency(self) -> str:
+        """HASH bucket upper bound -> deliveries in that bucket (not cumulative), plus "sum"
+        and "count": the ingest -> ChartMogul latency histogram. No TTL, like `metrics`."""
+        return f"{self.prefix}:metrics:latency"
+
+    @property
+    def dlq_reasons(self) -> str:
+        """HASH dead letter id -> reason, for DLQ size by reason without reading every entry.
+
+        Fields of purged entries are dropped by the metrics reader (it keeps those in dlq_status).
+        """
+        return f"{self.prefix}:dlq:reasons"
+
+    def heartbeat(self, host: str, pid: int) -> str:
+        """STRING JSON {host, pid, tick}: one per worker process; EX HEARTBEAT_TTL, so a dead or
+        stuck worker's heartbeat disappears by itself and the health check fails."""
+        return f"{self.prefix}:heartbeat:{host}:{pid}"
+
+    def heartbeat_pattern(self, host: str = "*") -> str:
+        """SCAN MATCH pattern for the heartbeats of one host (or all hosts)."""
+        return f"{self.prefix}:heartbeat:{host}:*"
+
+    @property
     def scheduler_leader(self) -> str:
         """STRING token of the worker that runs the scheduler loop; short PX lease."""
         return f"{self.prefix}:scheduler:leader"

@@ -6,10 +6,12 @@ import logging
 
 import uvicorn
 
+from cmrelay.logs import configure_logging
 from config.settings import Settings
 from ingest.app import create_app
 
 log = logging.getLogger("cmrelay.ingest")
+GRACEFUL_SHUTDOWN_SECONDS = 20  # docker-compose gives the ingest 30 s before SIGKILL
 
 
 def uvicorn_config(
@@ -26,14 +28,16 @@ def uvicorn_config(
         access_log=False,
         log_level=settings.log_level.lower(),
         server_header=False,
+        log_config=None,  # no handlers of uvicorn's own: its records reach our JSON root logger
+        # SIGTERM: stop accepting, let in-flight requests finish (each ends with its queue
+        # write acknowledged or refused), then exit. Longer than any one request can take.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     """Run the ingest in the foreground until interrupted; return the exit status."""
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     if settings.auth_disabled:
         log.warning(
             "!!! INGEST AUTHENTICATION IS OFF (embedded mode, no SEGMENT_WRITE_KEYS): "

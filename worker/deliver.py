@@ -20,6 +20,7 @@ from cmrelay.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
+from cmrelay.metrics_store import record_latencies
 from worker import dlq
 from worker.backoff import retry_delay
 from worker.delivery import DeliveryOutcome
@@ -43,6 +44,8 @@ class Finish:
     pause_reason: str = ""
     clock: Mapping[str, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    # (envelope, outcome) per event read: logged and timed once the commit has landed.
+    outcomes: list[tuple[Envelope, str]] = field(default_factory=list)
 
 
 def deliver_entity(engine: Engine, entity: str) -> str:
@@ -63,7 +66,28 @@ def deliver_entity(engine: Engine, entity: str) -> str:
     if not _commit(engine, entity, token, finish):
         log.warning("lost the lease on %s before committing; another worker redoes it", entity)
         return "lease lost"
+    _report(engine, entity, finish)
     return finish.label
+
+
+def _report(engine: Engine, entity: str, finish: Finish) -> None:
+    """One log line per event outcome (ids only, never trait values) and the latency histogram."""
+    now = time.time()
+    latencies = []
+    for env, outcome in finish.outcomes:
+        level = logging.INFO if outcome in ("delivered", "skipped", "retrying") else logging.WARNING
+        log.log(level, "event %s", outcome, extra={"message_id": env.message_id,
+                "entity": entity, "outcome": outcome, "type": env.event.get("type")})  # fmt: skip
+        if outcome == "delivered":
+            received = _received_at(env)
+            if received is not None:
+                latencies.append(now - received)
+    try:
+        pipe = engine.redis.pipeline(transaction=False)
+        record_latencies(pipe, engine.keys, latencies)
+        pipe.execute()
+    except Exception:  # a metric is not worth failing a committed delivery over
+        log.warning("could not record delivery latency", exc_info=True)
 
 
 class _Heartbeat(threading.Thread):
@@ -133,6 +157,10 @@ def _attempt(engine: Engine, entity: str) -> Finish:
 def _success(engine: Engine, read: _Read, outcome: DeliveryOutcome) -> Finish:
     failed = [r for r in outcome.results if r.status == "failed"]
     skipped = sum(1 for r in outcome.results if r.status == "skipped")
+    per_event = {r.message_id: r.status for r in outcome.results}
+    names = {"failed": "dead_lettered", "skipped": "skipped"}
+    outcomes = [(env, names.get(per_event.get(env.message_id, ""), "delivered"))
+                for _, env in read.envelopes]  # fmt: skip
     counters = {"delivered": len(read.envelopes) - len(failed) - skipped, "calls": outcome.calls}
     if skipped:
         counters["skipped_at_delivery"] = skipped
@@ -153,7 +181,7 @@ def _success(engine: Engine, read: _Read, outcome: DeliveryOutcome) -> Finish:
         )  # fmt: skip
         counters["dead_lettered"] = len(failed)
     return Finish("delivered", len(read.raws), retry_mode="clear", dead_letter=entry,
-                  clock=outcome.clock_updates, counters=counters)  # fmt: skip
+                  clock=outcome.clock_updates, counters=counters, outcomes=outcomes)  # fmt: skip
 
 
 def _retry_or_expire(engine: Engine, read: _Read, exc: Exception) -> Finish:
@@ -169,7 +197,8 @@ def _retry_or_expire(engine: Engine, read: _Read, exc: Exception) -> Finish:
     delay = retry_delay(attempts, base=settings.retry_backoff_base,
                         cap=settings.retry_backoff_max, retry_after=retry_after)  # fmt: skip
     return Finish("retrying", delay=delay, retry_mode="record", last_error=_error_text(engine, exc),
-                  counters={"retries": 1})  # fmt: skip
+                  counters={"retries": 1},
+                  outcomes=[(env, "retrying") for _, env in read.envelopes])  # fmt: skip
 
 
 def _dead(engine: Engine, read: _Read, reason: str, exc: Exception) -> Finish:
@@ -193,7 +222,8 @@ def _dead(engine: Engine, read: _Read, reason: str, exc: Exception) -> Finish:
     )
     log.warning("dead-lettered %d events of %s: %s", len(read.raws), read.entity, reason)
     return Finish("dead-lettered", len(read.raws), retry_mode="clear", dead_letter=entry,
-                  counters={"dead_lettered": len(read.raws)})  # fmt: skip
+                  counters={"dead_lettered": len(read.raws)},
+                  outcomes=[(env, "dead_lettered") for _, env in read.envelopes])  # fmt: skip
 
 
 def _error_text(engine: Engine, exc: Exception) -> str:
@@ -214,6 +244,7 @@ def _commit(engine: Engine, entity: str, token: str, finish: Finish) -> bool:
             keys.lease(entity), keys.mailbox(entity), keys.due, keys.attr_clock(entity),
             keys.retry_state(entity), keys.counters, keys.dlq_index,
             keys.dlq_entry(entry.id if entry else "-"), keys.dlq_status, keys.pause,
+            keys.dlq_reasons,
         ],
         [
             token, entity, finish.drain, "" if finish.delay is None else f"{finish.delay:.6f}",
@@ -221,6 +252,7 @@ def _commit(engine: Engine, entity: str, token: str, finish: Finish) -> bool:
             finish.last_error, entry.id if entry else "", entry.to_json() if entry else b"",
             int(engine.settings.dlq_retention), finish.pause_reason,
             orjson.dumps(dict(finish.clock)), orjson.dumps(finish.counters),
+            entry.reason if entry else "",
         ],
     )  # fmt: skip
     return bool(result)
@@ -236,6 +268,13 @@ def _decode(raws: list[bytes]) -> list[tuple[bytes, Envelope]]:
             log.error("dropping an unreadable mailbox item")
     out.sort(key=lambda pair: _event_time(pair[1].event))
     return out
+
+
+def _received_at(env: Envelope) -> float | None:
+    try:
+        return datetime.fromisoformat(env.received_at.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return None
 
 
 def _text_hash(raw: Any) -> dict[str, str]:
