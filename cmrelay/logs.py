@@ -83,6 +83,7 @@ def configure_logging(
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    logging.captureWarnings(True)  # warnings (e.g. Celery's running-as-root one) as JSON too
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task"):
         named = logging.getLogger(name)
         named.handlers.clear()

@@ -56,13 +56,15 @@ def create_celery_app(settings: Settings) -> Celery:
 
 
 def _log_as_json(settings: Settings) -> None:
-    """A setup_logging receiver: Celery then leaves logging alone and we install JSON logs."""
+    """A setup_logging receiver: Celery then leaves logging alone and we install JSON logs.
+    celeryd_init comes earlier, before Celery's first warning, so it configures them too."""
 
     def configure(**kwargs: Any) -> None:
         configure_logging(settings)
 
     # dispatch_uid: one receiver per process, however many apps the tests build.
     signals.setup_logging.connect(configure, weak=False, dispatch_uid="cmrelay-json-logs")
+    signals.celeryd_init.connect(configure, weak=False, dispatch_uid="cmrelay-json-logs-init")
 
 
 def publish_deliveries(app: Any, entities: list[str] | tuple[str, ...]) -> None:
