@@ -28,6 +28,10 @@ def create_celery_app(settings: Settings) -> Celery:
     # One value in all three places: kombu keeps the shortest it finds (delivery.md §1.1).
     visibility = int(settings.visibility_timeout)
     app.conf.update(
+        # Celery lets the environment's CELERY_BROKER_URL win over broker_url, untranslated;
+        # the read/write URLs are used for every connection and win over it.
+        broker_read_url=broker,
+        broker_write_url=broker,
         broker_transport_options={"visibility_timeout": visibility, **transport_options},
         result_backend_transport_options={"visibility_timeout": visibility},
         visibility_timeout=visibility,
