@@ -24,7 +24,7 @@ def test_a_malformed_sentinel_url_is_a_configuration_error(url: str) -> None:
 
 
 def test_a_malformed_sentinel_url_stops_the_start_naming_the_setting() -> None:
-    with pytest.raises(ConfigurationError, match="^REDIS_URL: sentinel URL"):
+    with pytest.raises(ConfigurationError, match=r"^REDIS_URL: sentinel URL"):
         load_settings({"REDIS_URL": "sentinel://s1:26379", "CMRELAY_CONFIG": "/dev/null"})
 
 

@@ -54,7 +54,7 @@ class PrivateSentinel:
             f"sentinel monitor {self.service_name} 127.0.0.1 {self.master_port} 1\n"
             f"sentinel down-after-milliseconds {self.service_name} 5000\n"
         )
-        self.process = subprocess.Popen(  # noqa: S603 - fixed binary and arguments
+        self.process = subprocess.Popen(
             [find_redis_server(), str(config), "--sentinel"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         )  # fmt: skip
