@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
@@ -48,5 +49,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
             "SEGMENT_SHARED_SECRET is not set: /webhook needs a write key (Basic or ?writeKey=)"
         )
     server = uvicorn.Server(uvicorn_config(settings, host, port))
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: make
+    # that one a no-op so that a clean shutdown exits 0, not "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run()
     return 0 if server.started else 1
