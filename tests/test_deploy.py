@@ -3,6 +3,7 @@ cannot run here, so the file is checked as data)."""
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +24,7 @@ def services() -> dict[str, Any]:
 
 def _flags(command: list[str]) -> dict[str, str]:
     """`--name value` pairs of a command line."""
-    return {a.lstrip("-"): b for a, b in zip(command, command[1:], strict=False) if a[:2] == "--"}
+    return {a.lstrip("-"): b for a, b in itertools.pairwise(command) if a[:2] == "--"}
 
 
 def test_redis_keeps_every_write_aof_every_second_and_never_evicts(
