@@ -19,9 +19,12 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from cmrelay.keys import Keys
 from cmrelay.metrics_store import INF, LATENCY_BUCKETS, parse_field
+from cmrelay.redis_conn import connect
 
 # Fields of keys.metrics: stored name -> (exposed name, help, label names).
 _COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -224,6 +227,11 @@ def _latency(raw: dict[bytes, bytes]) -> Metric:
     )
     family.add_metric([], buckets, sum_value=float(values.get("sum", 0)))
     return family
+
+
+def scrape_client(url: str) -> redis.Redis:
+    """A client for scrapes: short timeouts and no retries, so a dead Redis answers fast."""
+    return connect(url, socket_timeout=5.0, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))
 
 
 def render(client: redis.Redis, keys: Keys) -> bytes:

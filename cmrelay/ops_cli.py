@@ -9,12 +9,11 @@ import sys
 
 def _metrics(args: argparse.Namespace) -> int:
     from cmrelay.keys import Keys
-    from cmrelay.metrics import render
-    from cmrelay.redis_conn import connect
+    from cmrelay.metrics import render, scrape_client
     from config import load_settings
 
     settings = load_settings()
-    client = connect(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    client = scrape_client(settings.redis_url)
     try:
         text = render(client, Keys(settings.key_prefix))
     finally:

@@ -26,7 +26,8 @@ from starlette.routing import Route
 
 from cmrelay.keys import Keys
 from cmrelay.metrics import render as render_metrics
-from cmrelay.redis_conn import connect, connect_async
+from cmrelay.metrics import scrape_client
+from cmrelay.redis_conn import connect_async
 from config.settings import Settings
 from ingest.errors import IngestRejection, QueueUnavailable
 from ingest.handlers import Answer, Ingest
@@ -57,7 +58,7 @@ def create_app(settings: Settings, redis_client: aioredis.Redis | None = None) -
     keys = Keys(settings.key_prefix)
     queue = QueueWriter(client, keys, settings.ingest_high_water)
     metrics = IngestMetrics()
-    scrape_client = connect(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    scrape = scrape_client(settings.redis_url)
     ingest = Ingest(settings, queue, metrics)
     spec = orjson.dumps(build_spec())
 
@@ -71,7 +72,7 @@ def create_app(settings: Settings, redis_client: aioredis.Redis | None = None) -
         post("/chartmogul", "chartmogul", ingest.chartmogul),
         Route("/health", _health, methods=["GET"]),
         Route("/ready", _ready(queue), methods=["GET"]),
-        Route("/metrics", _metrics(client, scrape_client, keys, metrics), methods=["GET"]),
+        Route("/metrics", _metrics(client, scrape, keys, metrics), methods=["GET"]),
         Route("/openapi.json", _static_json(spec), methods=["GET"]),
     ]
 
@@ -84,7 +85,7 @@ def create_app(settings: Settings, redis_client: aioredis.Redis | None = None) -
             await flusher
         with contextlib.suppress(RedisError, OSError):
             await metrics.flush(client, keys)  # the last counts of a clean shutdown
-        scrape_client.close()
+        scrape.close()
         if redis_client is None:
             await client.aclose()
 
