@@ -177,14 +177,16 @@ class Keys:
         """
         return f"{self.prefix}:dlq:reasons"
 
-    def heartbeat(self, host: str, pid: int) -> str:
-        """STRING JSON {host, pid, tick}: one per worker process; EX HEARTBEAT_TTL, so a dead or
-        stuck worker's heartbeat disappears by itself and the health check fails."""
-        return f"{self.prefix}:heartbeat:{host}:{pid}"
+    @property
+    def heartbeats(self) -> str:
+        """ZSET "host|pid" -> wall-clock time of that worker's last scheduler tick.
 
-    def heartbeat_pattern(self, host: str = "*") -> str:
-        """SCAN MATCH pattern for the heartbeats of one host (or all hosts)."""
-        return f"{self.prefix}:heartbeat:{host}:*"
+        A ZSET, not one key per worker with a TTL, so that health checks and scrapes read every
+        worker in one call instead of SCANning a keyspace of millions of dedupe marks. The TTL
+        is in the score: readers count only ticks newer than WORKER_HEARTBEAT_TTL, and every
+        beat drops members ten TTLs old (workers that died without cleaning up).
+        """
+        return f"{self.prefix}:heartbeats"
 
     @property
     def scheduler_leader(self) -> str:

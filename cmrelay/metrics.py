@@ -69,9 +69,10 @@ def _text(raw: Any) -> str:
 class RelayCollector(Collector):
     """Collects every relay metric from Redis; a Redis failure yields only cmrelay_redis_up 0."""
 
-    def __init__(self, client: redis.Redis, keys: Keys) -> None:
+    def __init__(self, client: redis.Redis, keys: Keys, heartbeat_ttl: float = 30.0) -> None:
         self.client = client
         self.keys = keys
+        self.heartbeat_ttl = heartbeat_ttl
 
     def collect(self) -> Iterator[Metric]:
         """Prometheus calls this on every scrape."""
@@ -85,7 +86,9 @@ class RelayCollector(Collector):
         yield from metrics
 
     def _read(self) -> Iterator[Metric]:
-        from worker.status import engine_status  # a read-only view of the engine's keys
+        # Read-only views of the engine's keys.
+        from worker.heartbeat import live_workers
+        from worker.status import engine_status
 
         keys, client = self.keys, self.client
         status = engine_status(client, keys)
@@ -97,7 +100,7 @@ class RelayCollector(Collector):
         pipe.zrange(keys.dlq_index, 0, 0, withscores=True)
         pipe.time()
         stored, latency, reasons, dlq_status, oldest, (sec, usec) = pipe.execute()
-        workers = sum(1 for _ in client.scan_iter(match=keys.heartbeat_pattern(), count=500))
+        workers = len(live_workers(client, keys, self.heartbeat_ttl, sec + usec / 1e6))
         yield from _stored_counters(stored)
         yield from _engine_counters(status.counters)
         yield from _gauges(status, workers)
@@ -234,8 +237,8 @@ def scrape_client(url: str) -> redis.Redis:
     return connect(url, socket_timeout=5.0, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))
 
 
-def render(client: redis.Redis, keys: Keys) -> bytes:
+def render(client: redis.Redis, keys: Keys, heartbeat_ttl: float = 30.0) -> bytes:
     """The Prometheus text exposition of every relay metric."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RelayCollector(client, keys))
+    registry.register(RelayCollector(client, keys, heartbeat_ttl))
     return generate_latest(registry)

@@ -15,7 +15,7 @@ def _metrics(args: argparse.Namespace) -> int:
     settings = load_settings()
     client = scrape_client(settings.redis_url)
     try:
-        text = render(client, Keys(settings.key_prefix))
+        text = render(client, Keys(settings.key_prefix), settings.heartbeat_ttl)
     finally:
         client.close()
     sys.stdout.write(text.decode())

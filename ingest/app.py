@@ -72,7 +72,7 @@ def create_app(settings: Settings, redis_client: aioredis.Redis | None = None) -
         post("/chartmogul", "chartmogul", ingest.chartmogul),
         Route("/health", _health, methods=["GET"]),
         Route("/ready", _ready(queue), methods=["GET"]),
-        Route("/metrics", _metrics(client, scrape, keys, metrics), methods=["GET"]),
+        Route("/metrics", _metrics(client, scrape, settings, metrics), methods=["GET"]),
         Route("/openapi.json", _static_json(spec), methods=["GET"]),
     ]
 
@@ -165,13 +165,15 @@ async def _flush_forever(client: aioredis.Redis, keys: Keys, metrics: IngestMetr
 
 
 def _metrics(
-    client: aioredis.Redis, scrape_client: redis.Redis, keys: Keys, metrics: IngestMetrics
+    client: aioredis.Redis, scrape_client: redis.Redis, settings: Settings, metrics: IngestMetrics
 ) -> Callable[[Request], Awaitable[Response]]:
+    keys, ttl = Keys(settings.key_prefix), settings.heartbeat_ttl
+
     async def render(request: Request) -> Response:
         with contextlib.suppress(RedisError, OSError):
             await metrics.flush(client, keys)  # so a scrape sees this process's latest counts
         # The collector's reads are blocking: off the event loop, so requests keep flowing.
-        body = await asyncio.to_thread(render_metrics, scrape_client, keys)
+        body = await asyncio.to_thread(render_metrics, scrape_client, keys, ttl)
         return Response(body, media_type=CONTENT_TYPE)
 
     return render

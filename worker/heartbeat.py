@@ -1,5 +1,5 @@
-"""Worker liveness in Redis: each worker process writes (host, pid, last scheduler tick) with a
-TTL, and `cmrelay worker-health` checks that this host has a fresh one."""
+"""Worker liveness in Redis: each worker process records (host, pid, last scheduler tick), and
+`cmrelay worker-health` checks that this host has a fresh one."""
 
 from __future__ import annotations
 
@@ -10,19 +10,33 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
-import orjson
 import redis
 
 from cmrelay.keys import Keys
 
 log = logging.getLogger(__name__)
+FORGET_AFTER = 10  # TTLs: a dead worker's member is dropped by the next beat of any worker
+
+
+def member(host: str, pid: int) -> str:
+    """The heartbeat ZSET member of one worker process."""
+    return f"{host}|{pid}"
 
 
 def beat(client: redis.Redis, keys: Keys, *, host: str, pid: int, tick: float, ttl: float) -> None:
-    """Write one heartbeat; it expires after `ttl` unless written again."""
-    payload = orjson.dumps({"host": host, "pid": pid, "tick": tick})
-    client.set(keys.heartbeat(host, pid), payload, px=max(1, int(ttl * 1000)))
+    """Record one worker's last tick and forget workers silent for FORGET_AFTER TTLs."""
+    pipe = client.pipeline(transaction=False)
+    pipe.zadd(keys.heartbeats, {member(host, pid): tick})
+    pipe.zremrangebyscore(keys.heartbeats, "-inf", time.time() - FORGET_AFTER * ttl)
+    pipe.execute()
+
+
+def live_workers(client: redis.Redis, keys: Keys, ttl: float, now: float) -> list[str]:
+    """Members ("host|pid") whose last tick is within `ttl` of `now`."""
+    found: Any = client.zrangebyscore(keys.heartbeats, now - ttl, "+inf")
+    return [m.decode() if isinstance(m, bytes) else str(m) for m in found]
 
 
 class Heartbeat(threading.Thread):
@@ -50,8 +64,8 @@ class Heartbeat(threading.Thread):
         """Stop beating and remove the heartbeat: a stopped worker is not alive."""
         self._stop_event.set()
         self.join(timeout=5)
-        with contextlib.suppress(redis.RedisError, OSError):  # else it expires by itself
-            self._client.delete(self._keys.heartbeat(self.host, self.pid))
+        with contextlib.suppress(redis.RedisError, OSError):  # else it goes stale by itself
+            self._client.zrem(self._keys.heartbeats, member(self.host, self.pid))
 
 
 def check_health(
@@ -61,17 +75,17 @@ def check_health(
     readiness, delivery is not paused); otherwise the one-line reason."""
     try:
         client.ping()
-        found = list(client.scan_iter(match=keys.heartbeat_pattern(host), count=1000))
-        beats = [b for b in client.mget(found) if b is not None] if found else []
+        ours: Any = client.zrange(keys.heartbeats, 0, -1, withscores=True)
         paused = client.get(keys.pause) if ready else None
     except (redis.RedisError, OSError) as exc:
         return f"Redis is not reachable ({type(exc).__name__})"
-    now = time.time()
-    ages = [now - float(orjson.loads(b)["tick"]) for b in beats]
-    if not ages:
+    prefix = f"{host}|".encode()
+    ticks = [score for name, score in ours if name.startswith(prefix)]
+    if not ticks:
         return f"no worker heartbeat from host {host}"
-    if min(ages) > ttl:
-        return f"the worker scheduler on {host} last ticked {min(ages):.0f} s ago"
+    age = time.time() - max(ticks)
+    if age > ttl:
+        return f"the worker heartbeat on {host} is {age:.0f} s old"
     if paused is not None:
         reason = paused.decode("utf-8", "replace") if isinstance(paused, bytes) else str(paused)
         return f"delivery is paused: {reason}"
