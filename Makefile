@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install run test test-fast lint format bench test-faults clean
+.PHONY: install browser run test test-fast lint format bench test-faults clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,15 +14,20 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+## Debian's chromium, which the admin page's end-to-end test drives through Playwright.
+## Needs root (CI is root); Playwright's own browser download is never used.
+browser:
+	command -v chromium >/dev/null || (apt-get update -qq && apt-get install -y -qq chromium)
+
 ## Start the whole relay on embedded defaults (private Redis, sandbox, ingest, worker). Ctrl-C stops it.
 run: install
 	$(BIN)/cmrelay run
 
 ## Lint, type-check and run the whole test suite.
-test: install lint
+test: install lint browser
 	$(BIN)/python -m pytest tests -m "not faults"
 
-test-fast: install
+test-fast: install browser
 	$(BIN)/python -m pytest tests -m "not slow and not faults" -x -q
 
 lint: install

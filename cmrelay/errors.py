@@ -48,3 +48,7 @@ class PermanentDeliveryError(DeliveryError):
 
 class DeliveryConfigurationError(DeliveryError):
     """The credentials or the data source are wrong (401, 403): pause all delivery, keep events."""
+
+
+class InvalidQueryError(RelayError):
+    """An operator's request (CLI flags, admin API input) is malformed: say why, change nothing."""

@@ -71,7 +71,8 @@ class Keys:
         return f"{self.prefix}:clock:{entity}"
 
     def retry_state(self, entity: str) -> str:
-        """HASH attempts / first_failure / last_error for an entity that is backing off.
+        """HASH attempts / first_failure / last_error / attempt:<n> (one JSON record per failed
+        attempt, copied into the dead letter's history) for an entity that is backing off.
 
         No TTL: deleted by the next commit or dead-letter; RETRY_WINDOW is counted from it.
         """

@@ -162,6 +162,8 @@ class Settings:
     ingest_max_body: int = 512_000
     ingest_max_decompressed: int = 2_000_000
     admin_token: Secret | None = None
+    admin_host: str = "127.0.0.1"  # the admin API can replay and purge: local unless opened up
+    admin_port: int = 8081
     mapping_file: str = ""
     log_level: str = "INFO"
     embedded: bool = False
@@ -234,6 +236,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "INGEST_MAX_BODY": ("ingest_max_body", _positive_int, False),
     "INGEST_MAX_DECOMPRESSED": ("ingest_max_decompressed", _positive_int, False),
     "ADMIN_TOKEN": ("admin_token", _secret, True),
+    "ADMIN_HOST": ("admin_host", str.strip, False),
+    "ADMIN_PORT": ("admin_port", _port, False),
     "MAPPING_FILE": ("mapping_file", str, False),
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error"), False),
     "CMRELAY_EMBEDDED": ("embedded", _bool, False),

@@ -20,11 +20,11 @@ from cmrelay.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
-from cmrelay.metrics_store import record_latencies
 from worker import dlq
 from worker.backoff import retry_delay
 from worker.delivery import DeliveryOutcome
 from worker.engine import Engine
+from worker.outcomes import report_outcomes
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -40,6 +40,7 @@ class Finish:
     delay: float | None = None  # None: due again after COALESCE_WINDOW if events remain
     retry_mode: str = "keep"  # clear | record | keep
     last_error: str = ""
+    attempt: bytes = b""  # JSON of dlq.attempt_record, kept in the retry state for the DLQ
     dead_letter: dlq.DlqEntry | None = None
     pause_reason: str = ""
     clock: Mapping[str, str] = field(default_factory=dict)
@@ -66,28 +67,8 @@ def deliver_entity(engine: Engine, entity: str) -> str:
     if not _commit(engine, entity, token, finish):
         log.warning("lost the lease on %s before committing; another worker redoes it", entity)
         return "lease lost"
-    _report(engine, entity, finish)
+    report_outcomes(engine, entity, finish.outcomes)
     return finish.label
-
-
-def _report(engine: Engine, entity: str, finish: Finish) -> None:
-    """One log line per event outcome (ids only, never trait values) and the latency histogram."""
-    now = time.time()
-    latencies = []
-    for env, outcome in finish.outcomes:
-        level = logging.INFO if outcome in ("delivered", "skipped", "retrying") else logging.WARNING
-        log.log(level, "event %s", outcome, extra={"message_id": env.message_id,
-                "entity": entity, "outcome": outcome, "type": env.event.get("type")})  # fmt: skip
-        if outcome == "delivered":
-            received = _received_at(env)
-            if received is not None:
-                latencies.append(now - received)
-    try:
-        pipe = engine.redis.pipeline(transaction=False)
-        record_latencies(pipe, engine.keys, latencies)
-        pipe.execute()
-    except Exception:  # a metric is not worth failing a committed delivery over
-        log.warning("could not record delivery latency", exc_info=True)
 
 
 class _Heartbeat(threading.Thread):
@@ -171,13 +152,16 @@ def _success(engine: Engine, read: _Read, outcome: DeliveryOutcome) -> Finish:
         ids = {r.message_id for r in failed}
         first = next((r.error for r in failed if r.error is not None), None)
         error_text = first.message if first else failed[0].reason
+        error_class = first.error_class if first else "PartialDelivery"
+        status = first.status if first else None
+        masked = dlq.mask_secrets(error_text, engine.settings)
         entry = dlq.new_entry(
-            entity=read.entity, reason=dlq.REASON_PARTIAL,
-            error_class=first.error_class if first else "PartialDelivery",
-            last_error=dlq.mask_secrets(error_text, engine.settings), attempts=1,
-            first_attempt_at=time.time(),
+            entity=read.entity, reason=dlq.REASON_PARTIAL, error_class=error_class,
+            last_error=masked, attempts=1, first_attempt_at=time.time(),
             envelopes=[raw for raw, env in read.envelopes if env.message_id in ids],
-            planned_operations=outcome.planned_operations,
+            planned_operations=outcome.planned_operations, status_code=status,
+            last_response=dlq.mask_secrets(first.body, engine.settings) if first else "",
+            history=[dlq.attempt_record(time.time(), error_class, status, masked)],
         )  # fmt: skip
         counters["dead_lettered"] = len(failed)
     return Finish("delivered", len(read.raws), retry_mode="clear", dead_letter=entry,
@@ -196,7 +180,9 @@ def _retry_or_expire(engine: Engine, read: _Read, exc: Exception) -> Finish:
     settings = engine.settings
     delay = retry_delay(attempts, base=settings.retry_backoff_base,
                         cap=settings.retry_backoff_max, retry_after=retry_after)  # fmt: skip
-    return Finish("retrying", delay=delay, retry_mode="record", last_error=_error_text(engine, exc),
+    text = _error_text(engine, exc)
+    return Finish("retrying", delay=delay, retry_mode="record", last_error=text,
+                  attempt=orjson.dumps(_attempt_record(now, exc, text)),
                   counters={"retries": 1},
                   outcomes=[(env, "retrying") for _, env in read.envelopes])  # fmt: skip
 
@@ -210,20 +196,33 @@ def _dead(engine: Engine, read: _Read, reason: str, exc: Exception) -> Finish:
     except Exception:  # the plan is a courtesy to the operator; never lose the entry over it
         log.warning("could not plan operations for the DLQ entry of %s", read.entity, exc_info=True)
         planned = ()
+    text = _error_text(engine, exc)
+    last = _attempt_record(time.time(), exc, text)
     entry = dlq.new_entry(
         entity=read.entity,
         reason=reason,
-        error_class=exc.error_class if isinstance(exc, DeliveryError) else type(exc).__name__,
-        last_error=_error_text(engine, exc),
+        error_class=last["error_class"],
+        last_error=text,
         attempts=int(read.retry.get("attempts", "0")) + 1,
         first_attempt_at=float(read.retry.get("first_failure", time.time())),
         envelopes=[raw for raw, _ in read.envelopes],
         planned_operations=planned,
+        status_code=last["status_code"],
+        last_response=dlq.mask_secrets(exc.body, engine.settings)
+        if isinstance(exc, DeliveryError)
+        else "",
+        history=[*dlq.history_from_retry(read.retry), last],
     )
     log.warning("dead-lettered %d events of %s: %s", len(read.raws), read.entity, reason)
     return Finish("dead-lettered", len(read.raws), retry_mode="clear", dead_letter=entry,
                   counters={"dead_lettered": len(read.raws)},
                   outcomes=[(env, "dead_lettered") for _, env in read.envelopes])  # fmt: skip
+
+
+def _attempt_record(at: float, exc: Exception, text: str) -> dict[str, Any]:
+    if isinstance(exc, DeliveryError):
+        return dlq.attempt_record(at, exc.error_class, exc.status, text)
+    return dlq.attempt_record(at, type(exc).__name__, None, text)
 
 
 def _error_text(engine: Engine, exc: Exception) -> str:
@@ -251,7 +250,7 @@ def _commit(engine: Engine, entity: str, token: str, finish: Finish) -> bool:
             engine.settings.coalesce_window, finish.retry_mode, f"{time.time():.6f}",
             finish.last_error, entry.id if entry else "", entry.to_json() if entry else b"",
             int(engine.settings.dlq_retention), finish.pause_reason,
-            orjson.dumps(dict(finish.clock)), orjson.dumps(finish.counters),
+            orjson.dumps(dict(finish.clock)), orjson.dumps(finish.counters), finish.attempt,
             entry.reason if entry else "",
         ],
     )  # fmt: skip
@@ -268,13 +267,6 @@ def _decode(raws: list[bytes]) -> list[tuple[bytes, Envelope]]:
             log.error("dropping an unreadable mailbox item")
     out.sort(key=lambda pair: _event_time(pair[1].event))
     return out
-
-
-def _received_at(env: Envelope) -> float | None:
-    try:
-        return datetime.fromisoformat(env.received_at.replace("Z", "+00:00")).timestamp()
-    except ValueError:
-        return None
 
 
 def _text_hash(raw: Any) -> dict[str, str]:

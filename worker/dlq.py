@@ -6,9 +6,8 @@ import builtins
 import re
 import time
 import uuid
-from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any
 
 import orjson
@@ -18,6 +17,7 @@ from cmrelay.envelope import Envelope
 from cmrelay.keys import Keys
 from cmrelay.redis_conn import connect
 from config.settings import Settings
+from worker.dlq_stats import summarize
 from worker.scripts import Scripts
 
 REASON_PERMANENT = "permanent"
@@ -46,6 +46,9 @@ class DlqEntry:
     message_ids: tuple[str, ...]
     events: tuple[str, ...]  # the original envelopes, as queued (JSON text)
     planned_operations: tuple[Mapping[str, Any], ...] = ()
+    status_code: int | None = None  # HTTP status of the last response, None for no response
+    last_response: str = ""  # excerpt of the last response body, secrets masked
+    history: tuple[Mapping[str, Any], ...] = ()  # every attempt, oldest first (attempt_record)
     status: str = STATUS_DEAD
 
     def to_json(self) -> bytes:
@@ -58,20 +61,57 @@ class DlqEntry:
     def from_json(cls, raw: bytes, status: str) -> DlqEntry:
         """Parse a stored entry."""
         data = orjson.loads(raw)
+        # Entries outlive releases (DLQ_RETENTION): ignore fields a newer writer added.
+        data = {k: v for k, v in data.items() if k in _FIELD_NAMES}
         data["message_ids"] = tuple(data["message_ids"])
         data["events"] = tuple(data["events"])
         data["planned_operations"] = tuple(data.get("planned_operations", ()))
+        data["history"] = tuple(data.get("history", ()))
         return cls(status=status, **data)
 
 
-def mask_secrets(text: str, settings: Settings) -> str:
-    """Cut an error text to an excerpt with every configured secret and auth header masked."""
+_FIELD_NAMES = frozenset(f.name for f in fields(DlqEntry)) - {"status"}
+HISTORY_ERROR_CHARS = 500  # per attempt; the full last error is kept in last_error
+
+
+def attempt_record(
+    at: float, error_class: str, status_code: int | None, error: str
+) -> dict[str, Any]:
+    """One failed attempt as the DLQ keeps it (the error already masked)."""
+    return {
+        "at": round(at, 3),
+        "error_class": error_class,
+        "status_code": status_code,
+        "error": error[:HISTORY_ERROR_CHARS],
+    }
+
+
+def history_from_retry(retry: Mapping[str, str]) -> list[dict[str, Any]]:
+    """The attempts recorded in an entity's retry state (fields "attempt:<n>"), oldest first."""
+    numbered = []
+    for name, value in retry.items():
+        prefix, _, number = name.partition(":")
+        if prefix == "attempt" and number.isdigit():
+            try:
+                numbered.append((int(number), orjson.loads(value)))
+            except orjson.JSONDecodeError:
+                continue
+    return [record for _, record in sorted(numbered, key=lambda pair: pair[0])]
+
+
+def redact(text: str, settings: Settings) -> str:
+    """The text with every configured secret and auth header value masked (no cut)."""
     secrets_ = [settings.chartmogul_api_key, settings.chartmogul_webhook_url]
     secrets_ += [*settings.segment_write_keys, settings.segment_shared_secret, settings.admin_token]
     for secret in secrets_:
         if secret:
             text = text.replace(secret.reveal(), "***")
-    return _BEARER.sub(r"\1 ***", text)[:2000]
+    return _BEARER.sub(r"\1 ***", text)
+
+
+def mask_secrets(text: str, settings: Settings) -> str:
+    """Cut an error text to an excerpt with every configured secret and auth header masked."""
+    return redact(text, settings)[:2000]
 
 
 def new_entry(
@@ -85,6 +125,9 @@ def new_entry(
     envelopes: Sequence[bytes],
     planned_operations: Iterable[Mapping[str, Any]] = (),
     now: float | None = None,
+    status_code: int | None = None,
+    last_response: str = "",
+    history: Iterable[Mapping[str, Any]] = (),
 ) -> DlqEntry:
     """Build an entry (not yet stored) from the envelopes as they sat in the mailbox."""
     now = time.time() if now is None else now
@@ -103,6 +146,9 @@ def new_entry(
         message_ids=ids,
         events=events,
         planned_operations=tuple(planned_operations),
+        status_code=status_code,
+        last_response=last_response,
+        history=tuple(history),
     )
 
 
@@ -116,6 +162,8 @@ class DlqFilter:
     since: float | None = None
     until: float | None = None
     text: str | None = None  # case-insensitive substring of the error, entity or events
+    status_code: int | None = None  # HTTP status of the last response
+    error_class: str | None = None
     limit: int = 100
 
 
@@ -206,19 +254,12 @@ class DeadLetterQueue:
         pipe.zrem(self.keys.dlq_index, *doomed)
         return int(pipe.execute()[-1])
 
-    def stats(self) -> dict[str, Any]:
-        """Counts by reason and status, and the age of the oldest entry (for metrics/alerts)."""
+    def stats(self, now: float | None = None) -> dict[str, Any]:
+        """Counts by reason, status, HTTP status, error class and age; hourly counts (24 h)."""
         self.purge(older_than=self.retention)
         members: Any = self.client.zrange(self.keys.dlq_index, 0, -1)
-        ids = [i.decode() for i in members]
-        entries = self._load(ids)
-        oldest: Any = self.client.zrange(self.keys.dlq_index, 0, 0, withscores=True)
-        return {
-            "total": len(entries),
-            "by_reason": dict(Counter(e.reason for e in entries)),
-            "by_status": dict(Counter(e.status for e in entries)),
-            "oldest_age_seconds": time.time() - oldest[0][1] if oldest else 0.0,
-        }
+        entries = self._load([i.decode() for i in members])
+        return summarize(entries, time.time() if now is None else now)
 
     def _load(self, ids: builtins.list[str]) -> builtins.list[DlqEntry]:
         if not ids:
@@ -233,11 +274,14 @@ class DeadLetterQueue:
 
 
 def _matches(entry: DlqEntry, f: DlqFilter) -> bool:
-    if f.reason is not None and entry.reason != f.reason:
-        return False
-    if f.status is not None and entry.status != f.status:
-        return False
-    if f.entity is not None and entry.entity != f.entity:
+    exact = (
+        (f.reason, entry.reason),
+        (f.status, entry.status),
+        (f.entity, entry.entity),
+        (f.status_code, entry.status_code),
+        (f.error_class, entry.error_class),
+    )
+    if any(wanted is not None and wanted != actual for wanted, actual in exact):
         return False
     if f.text:
         needle = f.text.lower()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
@@ -16,6 +17,7 @@ from cmrelay.envelope import Envelope
 from config.settings import Settings
 from tests.worker.http_recorder import RecordingServer
 from worker.delivery import DeliveryOutcome
+from worker.dlq import REASON_PERMANENT, DeadLetterQueue, attempt_record, new_entry
 from worker.engine import Engine
 from worker.recording_deliverer import merge, plan_upsert
 
@@ -119,3 +121,27 @@ def server() -> Iterator[RecordingServer]:
     """A fresh recording HTTP server per test (delivery client tests)."""
     with RecordingServer() as srv:
         yield srv
+
+
+def dead_letter(
+    dlq: DeadLetterQueue,
+    user: str,
+    reason: str = REASON_PERMANENT,
+    *,
+    status: int | None = 422,
+    error: str = "Unprocessable: bad country",
+    age: float = 0.0,
+    traits: dict[str, Any] | None = None,
+) -> str:
+    """Store, through the real DLQ API, an entry for customer:<user> with two recorded attempts."""
+    at = time.time() - age
+    entry = new_entry(
+        entity=f"customer:{user}", reason=reason, error_class="PermanentDeliveryError",
+        last_error=error, attempts=2, first_attempt_at=at - 1,
+        envelopes=[envelope(user_id=user, message_id=f"msg-{user}", traits=traits)],
+        planned_operations=[{"op": "upsert_customer", "entity": f"customer:{user}"}],
+        now=at, status_code=status, last_response='{"errors":"Country is invalid"}',
+        history=[attempt_record(at - 1, "RetryableDeliveryError", 503, "unavailable"),
+                 attempt_record(at, "PermanentDeliveryError", status, error)],
+    )  # fmt: skip
+    return dlq.add(entry)

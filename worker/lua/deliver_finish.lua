@@ -5,7 +5,9 @@
 --       dlq_reasons
 -- ARGV: token, entity, drain, delay ('' = auto), coalesce, retry_mode (clear|record|keep),
 --       now (worker clock, for retry state), last_error, dlq_id ('' = none), dlq_json,
---       dlq_ttl, pause_reason ('' = none), clock_json, counters_json, dlq_reason
+--       dlq_ttl, pause_reason ('' = none), clock_json, counters_json,
+--       attempt_json ('' = none; kept as field attempt:<n> for the DLQ's attempt history),
+--       dlq_reason (for the metrics' DLQ size by reason)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local drain = tonumber(ARGV[3])
 if drain > 0 then redis.call('LTRIM', KEYS[2], drain, -1) end
@@ -14,7 +16,8 @@ local mode = ARGV[6]
 if mode == 'clear' then
   redis.call('DEL', KEYS[5])
 elseif mode == 'record' then
-  redis.call('HINCRBY', KEYS[5], 'attempts', 1)
+  local n = redis.call('HINCRBY', KEYS[5], 'attempts', 1)
+  if ARGV[15] ~= '' then redis.call('HSET', KEYS[5], 'attempt:' .. n, ARGV[15]) end
   redis.call('HSETNX', KEYS[5], 'first_failure', ARGV[7])
   redis.call('HSET', KEYS[5], 'last_failure', ARGV[7], 'last_error', ARGV[8])
 end
@@ -22,7 +25,7 @@ if ARGV[9] ~= '' then
   redis.call('SET', KEYS[8], ARGV[10], 'EX', ARGV[11])
   redis.call('HSET', KEYS[9], ARGV[9], 'dead')
   redis.call('ZADD', KEYS[7], ARGV[7], ARGV[9])
-  redis.call('HSET', KEYS[11], ARGV[9], ARGV[15])
+  redis.call('HSET', KEYS[11], ARGV[9], ARGV[16])
 end
 if ARGV[12] ~= '' then redis.call('SET', KEYS[10], ARGV[12]) end
 for k, v in pairs(cjson.decode(ARGV[14])) do redis.call('HINCRBY', KEYS[6], k, v) end

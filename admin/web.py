@@ -1,0 +1,224 @@
+"""The on-call DLQ page: log in, list and filter, one entry, replay and purge after confirming."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+from urllib.parse import parse_qs, quote, urlencode
+
+import redis
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from admin import pages
+from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, new_session, session_ok
+from admin.auth import token_matches as _token_matches
+from admin.context import AdminContext
+from cmrelay.errors import InvalidQueryError
+from worker import dlq_query as q
+
+MAX_FORM = 100_000
+FILTER_KEYS = ("reason", "status", "entity", "error_class", "since", "until", "text")
+# Fixed notices, chosen by a code in the redirect: nothing from the URL is echoed as a message.
+NOTICES = {
+    "replayed": "Replayed: the events are back on the ingest queue.",
+    "already": "Nothing replayed: already replayed before.",
+    "purged": "Purged.",
+}
+HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
+    "form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+
+Page = Callable[[Request, AdminContext], Awaitable[Response]]
+
+
+def html(body: str, status: int = 200) -> HTMLResponse:
+    """An HTML answer with the page's security headers."""
+    return HTMLResponse(body, status, HEADERS)
+
+
+def _see(url: str) -> RedirectResponse:
+    return RedirectResponse(url, 303, HEADERS)
+
+
+def _page(ctx: AdminContext, page: Page, *, post: bool = False) -> Callable[..., Any]:
+    """Session required (else to /login); POSTs need the CSRF token; bad input is a 400 page."""
+
+    async def run(request: Request) -> Response:
+        if not session_ok(ctx.token, request):
+            return _see("/login")
+        try:
+            if post:
+                form = await _form(request)
+                if not csrf_ok(ctx.token, request, form.get("csrf", "")):
+                    return html(pages.layout("Forbidden", "<h1>Expired form</h1>"), 403)
+                request.state.form = form
+            return await page(request, ctx)
+        except InvalidQueryError as exc:
+            body = f'<h1>Bad request</h1><p class="error">{pages.e(exc)}</p><a href="/">back</a>'
+            return html(pages.layout("Bad request", body, csrf_token(ctx.token, request)), 400)
+        except redis.RedisError as exc:
+            body = f"<h1>Redis is unavailable</h1><p>{pages.e(type(exc).__name__)}</p>"
+            return html(pages.layout("Unavailable", body), 503)
+
+    return run
+
+
+async def _form(request: Request) -> dict[str, str]:
+    raw = await request.body()
+    if len(raw) > MAX_FORM:
+        raise InvalidQueryError("form too large")
+    parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
+    return {k: v[0] for k, v in parsed.items()}
+
+
+def _filters(source: dict[str, str]) -> dict[str, str]:
+    return {k: source[k] for k in FILTER_KEYS if source.get(k)}
+
+
+async def login_form(request: Request) -> Response:
+    """GET /login."""
+    return html(pages.login_page())
+
+
+def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
+    """POST /login: the token in, a signed HttpOnly SameSite=Strict session cookie out."""
+
+    async def run(request: Request) -> Response:
+        form = await _form(request)
+        if not _token_matches(ctx.token, form.get("token", "")):
+            return html(pages.login_page("That is not the admin token."), 401)
+        response = _see("/")
+        response.set_cookie(
+            COOKIE, new_session(ctx.token), max_age=SESSION_SECONDS, httponly=True,
+            samesite="strict", secure=request.url.scheme == "https", path="/",
+        )  # fmt: skip
+        return response
+
+    return run
+
+
+async def logout(request: Request, ctx: AdminContext) -> Response:
+    """POST /logout."""
+    response = _see("/login")
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+async def listing(request: Request, ctx: AdminContext) -> Response:
+    """GET /: filters, the matching entries, counts and the per-hour chart."""
+    params = _filters(dict(request.query_params))
+    flt = q.build_filter(params, time.time(), limit=200)
+    entries = await run_in_threadpool(ctx.dlq.list, flt)
+    stats = await run_in_threadpool(ctx.dlq.stats)
+    notice = NOTICES.get(request.query_params.get("done", ""), "")
+    if request.query_params.get("done") == "bulk":
+        notice = f"Done: {int(request.query_params.get('n', '0') or 0)} entries."
+    rows = [q.summary(e, ctx.settings) for e in entries]
+    return html(pages.list_page(rows, stats, params, csrf_token(ctx.token, request), notice))
+
+
+def _not_found(ctx: AdminContext, request: Request) -> Response:
+    body = '<h1>Not found</h1><p>Unknown, purged or past retention.</p><a href="/">back</a>'
+    return html(pages.layout("Not found", body, csrf_token(ctx.token, request)), 404)
+
+
+async def entry(request: Request, ctx: AdminContext) -> Response:
+    """GET /entries/{id}."""
+    found = await run_in_threadpool(ctx.dlq.get, request.path_params["entry_id"])
+    if found is None:
+        return _not_found(ctx, request)
+    notice = NOTICES.get(request.query_params.get("done", ""), "")
+    view = q.detail(found, ctx.settings)
+    return html(pages.entry_page(view, csrf_token(ctx.token, request), notice))
+
+
+def _confirm(kind: str, bulk: bool) -> Page:
+    """GET confirmation page for replaying or purging one entry or all matching the filters."""
+
+    async def run(request: Request, ctx: AdminContext) -> Response:
+        csrf = csrf_token(ctx.token, request)
+        if bulk:
+            params = _filters(dict(request.query_params))
+            flt = q.build_filter(params, time.time(), q.MAX_SELECTION)
+            if q.is_empty(flt) and kind == "purge":
+                raise InvalidQueryError("filter the list first: purging everything is not offered")
+            count = len((await run_in_threadpool(q.select, ctx.dlq, (), flt)).entries)
+            what, action, hidden = f"{count} matching entries", f"/{kind}", params
+            cancel = "/?" + urlencode(params)
+        else:
+            entry_id = request.path_params["entry_id"]
+            if await run_in_threadpool(ctx.dlq.get, entry_id) is None:
+                return _not_found(ctx, request)
+            what, action, hidden = f"entry {entry_id}", f"/entries/{quote(entry_id)}/{kind}", {}
+            cancel = f"/entries/{quote(entry_id)}"
+        if kind == "replay":
+            question = f"Queue the events of {what} again, past dedupe? Each entry replays once."
+        else:
+            question = f"Delete {what} for good? This cannot be undone."
+        title = "Replay" if kind == "replay" else "Purge"
+        page = pages.confirm_page(
+            title, question, action, hidden, csrf, danger=kind == "purge", cancel=cancel
+        )
+        return html(page)
+
+    return run
+
+
+async def replay_one(request: Request, ctx: AdminContext) -> Response:
+    """POST /entries/{id}/replay."""
+    entry_id = request.path_params["entry_id"]
+    selection = await run_in_threadpool(q.select, ctx.dlq, [entry_id])
+    report = await run_in_threadpool(q.replay, ctx.dlq, selection)
+    done = "replayed" if report.replayed else "already"
+    return _see(f"/entries/{quote(entry_id)}?done={done}")
+
+
+async def purge_one(request: Request, ctx: AdminContext) -> Response:
+    """POST /entries/{id}/purge."""
+    await run_in_threadpool(ctx.dlq.purge, [request.path_params["entry_id"]])
+    return _see("/?done=purged")
+
+
+def _bulk(kind: str) -> Page:
+    """POST /replay or /purge with the filters carried by the confirmation form."""
+
+    async def run(request: Request, ctx: AdminContext) -> Response:
+        params = _filters(request.state.form)
+        flt = q.build_filter(params, time.time(), q.MAX_SELECTION)
+        if q.is_empty(flt) and kind == "purge":
+            raise InvalidQueryError("filter the list first: purging everything is not offered")
+        selection = await run_in_threadpool(q.select, ctx.dlq, (), flt)
+        if kind == "replay":
+            n = len((await run_in_threadpool(q.replay, ctx.dlq, selection)).replayed)
+        else:
+            n = await run_in_threadpool(ctx.dlq.purge, [e.id for e in selection.entries])
+        return _see("/?" + urlencode({**params, "done": "bulk", "n": n}))
+
+    return run
+
+
+def routes(ctx: AdminContext) -> list[Route]:
+    """The page's routes, bound to one context."""
+    return [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login(ctx), methods=["POST"]),
+        Route("/logout", _page(ctx, logout, post=True), methods=["POST"]),
+        Route("/", _page(ctx, listing), methods=["GET"]),
+        Route("/replay", _page(ctx, _confirm("replay", True)), methods=["GET"]),
+        Route("/replay", _page(ctx, _bulk("replay"), post=True), methods=["POST"]),
+        Route("/purge", _page(ctx, _confirm("purge", True)), methods=["GET"]),
+        Route("/purge", _page(ctx, _bulk("purge"), post=True), methods=["POST"]),
+        Route("/entries/{entry_id}", _page(ctx, entry), methods=["GET"]),
+        Route("/entries/{entry_id}/replay", _page(ctx, _confirm("replay", False)), methods=["GET"]),
+        Route("/entries/{entry_id}/replay", _page(ctx, replay_one, post=True), methods=["POST"]),
+        Route("/entries/{entry_id}/purge", _page(ctx, _confirm("purge", False)), methods=["GET"]),
+        Route("/entries/{entry_id}/purge", _page(ctx, purge_one, post=True), methods=["POST"]),
+    ]

@@ -1,0 +1,70 @@
+"""The admin app on a real uvicorn server (loopback, free port) over the session's real Redis."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import replace
+
+import pytest
+import redis
+import uvicorn
+
+from admin.cli import uvicorn_config
+from cmrelay.redis_server import free_port
+from config.settings import Secret, Settings
+from tests.worker.conftest import dead_letter
+from worker.dlq import DeadLetterQueue
+from worker.dlq_query import MAX_SELECTION
+
+TOKEN = "adm-" + uuid.uuid4().hex
+API_KEY = "sk_admin_test_0123456789"
+
+
+@pytest.fixture
+def admin_settings(redis_url: str) -> Settings:
+    """A prefix of its own per test, an admin token and a ChartMogul key (to check masking)."""
+    return replace(
+        Settings(),
+        redis_url=redis_url,
+        key_prefix=f"adm{uuid.uuid4().hex[:8]}",
+        admin_token=Secret(TOKEN),
+        chartmogul_api_key=Secret(API_KEY),
+        log_level="WARNING",
+    )
+
+
+@pytest.fixture
+def dlq(admin_settings: Settings) -> Iterator[DeadLetterQueue]:
+    """The DLQ the admin app serves, for arranging and checking."""
+    queue = DeadLetterQueue.from_settings(admin_settings)
+    yield queue
+    queue.client.close()
+
+
+@pytest.fixture
+def admin_url(admin_settings: Settings) -> Iterator[str]:
+    """Serve the admin app in a thread for one test; yield its base URL."""
+    server = uvicorn.Server(uvicorn_config(admin_settings, "127.0.0.1", free_port()))
+    thread = threading.Thread(target=server.run, name="admin-under-test", daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "admin server did not start"
+        time.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{server.config.port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+add_entry = dead_letter
+
+
+def queued(dlq: DeadLetterQueue) -> list[bytes]:
+    """The envelopes on the ingest queue."""
+    client: redis.Redis = dlq.client
+    return list(client.lrange(dlq.keys.ingest_queue, 0, MAX_SELECTION))
