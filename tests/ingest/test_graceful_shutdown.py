@@ -20,6 +20,7 @@ import redis
 
 from cmrelay.keys import Keys
 from cmrelay.redis_server import free_port
+from tests.worker.services import listening
 from tests.worker.workers import wait_for
 
 from .conftest import WRITE_KEY, queued
@@ -73,7 +74,7 @@ def test_sigterm_stops_accepting_finishes_in_flight_and_loses_nothing(
         wait_for(lambda: sum(len(s.acked) for s in senders) >= 40 * BATCH, 30, "traffic")
         slow, slow_ids = _start_slow_request(port)  # the app is reading its body
         process.send_signal(signal.SIGTERM)
-        wait_for(lambda: not _accepts(port), 20, "the ingest to stop accepting")
+        wait_for(lambda: not listening(port), 20, "the ingest to stop accepting")
         slow_answer = _finish_slow_request(slow, slow_ids)
         assert process.wait(30) == 0
     finally:
@@ -124,14 +125,6 @@ def _finish_slow_request(sock: socket.socket, ids: list[str]) -> bytes:
         while chunk := sock.recv(4096):
             answer += chunk
     return answer
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 def _answers(url: str) -> bool:

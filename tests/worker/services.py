@@ -16,7 +16,8 @@ from .workers import wait_for
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672//"
 
 
-def _listening(port: int) -> bool:
+def listening(port: int) -> bool:
+    """Something accepts TCP connections on 127.0.0.1:port."""
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.3):
             return True
@@ -26,9 +27,9 @@ def _listening(port: int) -> bool:
 
 def ensure_rabbitmq(timeout: float = 90.0) -> str:
     """The machine's RabbitMQ URL; started with `rabbitmq-server -detached` when not running."""
-    if not _listening(5672):
+    if not listening(5672):
         subprocess.run(["rabbitmq-server", "-detached"], check=True, timeout=30)
-        wait_for(lambda: _listening(5672), timeout, "RabbitMQ to listen on 5672", every=0.5)
+        wait_for(lambda: listening(5672), timeout, "RabbitMQ to listen on 5672", every=0.5)
     return RABBITMQ_URL
 
 
