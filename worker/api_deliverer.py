@@ -163,7 +163,7 @@ class ApiDeliverer:
                         custom=[] if without_custom else attrs(custom),
                     )
                 )
-                if without_custom:  # its attributes were refused: add them below, one by one
+                if without_custom:  # attributes refused: written below as on a found customer
                     standard = {
                         k: v for k, v in standard.items() if not same_value(created.get(k), v)
                     }
