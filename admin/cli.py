@@ -8,6 +8,7 @@ import uvicorn
 
 from admin.app import create_app
 from admin.context import AdminContext
+from cmrelay.logs import configure_logging
 from config.settings import Settings, load_settings
 
 
@@ -29,12 +30,15 @@ def uvicorn_config(
         port=settings.admin_port if port is None else port,
         # No access log: entry ids are harmless, but filters may carry customer data.
         access_log=False,
+        log_config=None,  # uvicorn's records reach the JSON root logger, secrets masked
         log_level=settings.log_level.lower(),
         server_header=False,
     )
 
 
 def _run(args: argparse.Namespace) -> int:
-    server = uvicorn.Server(uvicorn_config(load_settings(), args.host, args.port))
+    settings = load_settings()
+    configure_logging(settings)
+    server = uvicorn.Server(uvicorn_config(settings, args.host, args.port))
     server.run()
     return 0 if server.started else 1

@@ -88,7 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_optional(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Subcommands provided by parts that register themselves (map, dlq, ...)."""
-    for module_name in ("worker.map_cli", "worker.dlq_cli", "admin.cli"):
+    for module_name in ("cmrelay.ops_cli", "worker.map_cli", "worker.dlq_cli", "admin.cli"):
         try:
             module = __import__(module_name, fromlist=["register"])
         except ModuleNotFoundError:

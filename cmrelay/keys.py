@@ -158,6 +158,38 @@ class Keys:
         return f"{self.prefix}:counters"
 
     @property
+    def metrics(self) -> str:
+        """HASH "name|label|label" -> count: relay-wide Prometheus counters that are not engine
+        outcomes (ingest requests, ChartMogul responses, rate-limit waits). No TTL: counters
+        only grow, as Prometheus expects; every process on every host adds to the same hash."""
+        return f"{self.prefix}:metrics"
+
+    @property
+    def latency(self) -> str:
+        """HASH bucket upper bound -> deliveries in that bucket (not cumulative), plus "sum"
+        and "count": the ingest -> ChartMogul latency histogram. No TTL, like `metrics`."""
+        return f"{self.prefix}:metrics:latency"
+
+    @property
+    def dlq_reasons(self) -> str:
+        """HASH dead letter id -> reason, for DLQ size by reason without reading every entry.
+
+        Fields of purged entries are dropped by the metrics reader (it keeps those in dlq_status).
+        """
+        return f"{self.prefix}:dlq:reasons"
+
+    @property
+    def heartbeats(self) -> str:
+        """ZSET "host|pid" -> wall-clock time of that worker's last scheduler tick.
+
+        A ZSET, not one key per worker with a TTL, so that health checks and scrapes read every
+        worker in one call instead of SCANning a keyspace of millions of dedupe marks. The TTL
+        is in the score: readers count only ticks newer than WORKER_HEARTBEAT_TTL, and every
+        beat drops members ten TTLs old (workers that died without cleaning up).
+        """
+        return f"{self.prefix}:heartbeats"
+
+    @property
     def scheduler_leader(self) -> str:
         """STRING token of the worker that runs the scheduler loop; short PX lease."""
         return f"{self.prefix}:scheduler:leader"

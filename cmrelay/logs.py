@@ -70,10 +70,21 @@ def secret_values(settings: Settings) -> list[str]:
     return [s.reveal() for s in found if s]
 
 
-def configure_logging(settings: Settings, *, stream: Any = None) -> None:
-    """Send every log record to stderr (or `stream`) as masked JSON at settings.log_level."""
+def configure_logging(
+    settings: Settings, *, stream: Any = None, extra_secrets: Iterable[str] = ()
+) -> None:
+    """Send every log record to stderr (or `stream`) as masked JSON at settings.log_level.
+
+    Every other handler goes, including uvicorn's and Celery's own: their loggers propagate to
+    the root, so their lines come out as JSON and masked too.
+    """
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter(secret_values(settings)))
+    handler.setFormatter(JsonFormatter([*secret_values(settings), *extra_secrets]))
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level)
+    logging.captureWarnings(True)  # warnings (e.g. Celery's running-as-root one) as JSON too
+    for name in ("uvicorn", "uvicorn.error", "uvicorn.access", "celery", "celery.task"):
+        named = logging.getLogger(name)
+        named.handlers.clear()
+        named.propagate = True

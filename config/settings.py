@@ -101,13 +101,25 @@ def _port(raw: str) -> int:
 def _redis_url(raw: str) -> str:
     if urlsplit(raw).scheme not in {"redis", "rediss", "unix", "sentinel"}:
         raise ValueError("expected a redis://, rediss://, unix:// or sentinel:// URL")
+    _check_sentinel(raw)
     return raw
+
+
+def _check_sentinel(raw: str) -> None:
+    from cmrelay.redis_conn import is_sentinel, parse_sentinel_url
+
+    if is_sentinel(raw):
+        try:
+            parse_sentinel_url(raw)
+        except ConfigurationError as exc:
+            raise ValueError(str(exc)) from None
 
 
 def _broker_url(raw: str) -> str:
     scheme = urlsplit(raw).scheme
     if scheme not in {"redis", "rediss", "sentinel", "amqp", "amqps", "pyamqp", "memory"}:
         raise ValueError("expected a redis://, sentinel:// or amqp:// URL")
+    _check_sentinel(raw)
     return raw
 
 
@@ -163,6 +175,9 @@ class Settings:
     retry_backoff_max: float = 600.0
     scheduler_interval: float = 0.05  # idle poll of the scheduler loop: latency vs Redis load
     pause_probe_interval: float = 10.0  # how often a paused relay asks ChartMogul if it is back
+    # A worker heartbeat older than this fails `cmrelay worker-health`: a few missed beats
+    # (one every TTL/6), shorter than docker-compose's 3 x 15 s health-check window.
+    heartbeat_ttl: float = 30.0
     # "module:factory" building the Deliverer; empty = the built-in one for DELIVERY_MODE.
     deliverer: str = ""
     extra: Mapping[str, Any] = field(default_factory=dict)
@@ -232,6 +247,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "RETRY_BACKOFF_MAX": ("retry_backoff_max", _positive_float, False),
     "SCHEDULER_INTERVAL": ("scheduler_interval", _positive_float, False),
     "PAUSE_PROBE_INTERVAL": ("pause_probe_interval", _positive_float, False),
+    "WORKER_HEARTBEAT_TTL": ("heartbeat_ttl", _positive_float, False),
     "CMRELAY_DELIVERER": ("deliverer", str.strip, False),
 }
 

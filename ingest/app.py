@@ -7,25 +7,31 @@ nothing, while a 500 (or a 400 for our own bug) could make it drop events.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import orjson
+import redis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
 from starlette.applications import Starlette
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from cmrelay.keys import Keys
+from cmrelay.metrics import render as render_metrics
+from cmrelay.metrics import scrape_client
+from cmrelay.redis_conn import connect_async
 from config.settings import Settings
 from ingest.errors import IngestRejection, QueueUnavailable
 from ingest.handlers import Answer, Ingest
-from ingest.metrics import CONTENT_TYPE, IngestMetrics
+from ingest.metrics import CONTENT_TYPE, FLUSH_INTERVAL, IngestMetrics
 from ingest.openapi import build_spec
 from ingest.queue import RETRY_AFTER_UNREACHABLE, QueueWriter
 
@@ -36,7 +42,7 @@ Handler = Callable[[Request], Awaitable[Answer]]
 
 def redis_for(settings: Settings) -> aioredis.Redis:
     """The ingest's Redis client: short timeouts, so a dead Redis becomes a quick 503."""
-    return aioredis.Redis.from_url(
+    return connect_async(
         settings.redis_url,
         socket_timeout=5.0,
         socket_connect_timeout=2.0,
@@ -49,8 +55,10 @@ def redis_for(settings: Settings) -> aioredis.Redis:
 def create_app(settings: Settings, redis_client: aioredis.Redis | None = None) -> Starlette:
     """The ingest app; it closes the Redis client at shutdown only if it created it."""
     client = redis_client if redis_client is not None else redis_for(settings)
-    queue = QueueWriter(client, Keys(settings.key_prefix), settings.ingest_high_water)
+    keys = Keys(settings.key_prefix)
+    queue = QueueWriter(client, keys, settings.ingest_high_water)
     metrics = IngestMetrics()
+    scrape = scrape_client(settings.redis_url)
     ingest = Ingest(settings, queue, metrics)
     spec = orjson.dumps(build_spec())
 
@@ -64,13 +72,20 @@ def create_app(settings: Settings, redis_client: aioredis.Redis | None = None) -
         post("/chartmogul", "chartmogul", ingest.chartmogul),
         Route("/health", _health, methods=["GET"]),
         Route("/ready", _ready(queue), methods=["GET"]),
-        Route("/metrics", _metrics(queue, metrics), methods=["GET"]),
+        Route("/metrics", _metrics(client, scrape, settings, metrics), methods=["GET"]),
         Route("/openapi.json", _static_json(spec), methods=["GET"]),
     ]
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        flusher = asyncio.create_task(_flush_forever(client, keys, metrics))
         yield
+        flusher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await flusher
+        with contextlib.suppress(RedisError, OSError):
+            await metrics.flush(client, keys)  # the last counts of a clean shutdown
+        scrape.close()
         if redis_client is None:
             await client.aclose()
 
@@ -141,15 +156,25 @@ def _ready(queue: QueueWriter) -> Callable[[Request], Awaitable[Response]]:
     return ready
 
 
+async def _flush_forever(client: aioredis.Redis, keys: Keys, metrics: IngestMetrics) -> None:
+    while True:
+        await asyncio.sleep(FLUSH_INTERVAL)
+        # On failure the counts stay buffered; /ready and the queue writes report the outage.
+        with contextlib.suppress(RedisError, OSError):
+            await metrics.flush(client, keys)
+
+
 def _metrics(
-    queue: QueueWriter, metrics: IngestMetrics
+    client: aioredis.Redis, scrape_client: redis.Redis, settings: Settings, metrics: IngestMetrics
 ) -> Callable[[Request], Awaitable[Response]]:
+    keys, ttl = Keys(settings.key_prefix), settings.heartbeat_ttl
+
     async def render(request: Request) -> Response:
-        try:
-            metrics.queue_length.set((await queue.status()).length)
-        except QueueUnavailable:
-            metrics.queue_length.set(-1)
-        return Response(metrics.render(), media_type=CONTENT_TYPE)
+        with contextlib.suppress(RedisError, OSError):
+            await metrics.flush(client, keys)  # so a scrape sees this process's latest counts
+        # The collector's reads are blocking: off the event loop, so requests keep flowing.
+        body = await asyncio.to_thread(render_metrics, scrape_client, keys, ttl)
+        return Response(body, media_type=CONTENT_TYPE)
 
     return render
 

@@ -1,49 +1,61 @@
-"""Prometheus counters of the ingest, in a registry of their own (one per app instance)."""
+"""Ingest counters, buffered in memory and added to the relay-wide counters in Redis.
+
+Per-process prometheus_client counters would be wrong as soon as several ingest processes (or
+hosts) serve one relay: each scrape would see one process. So the ingest counts locally (no
+Redis round trip per request) and a background task adds the counts to Redis every
+FLUSH_INTERVAL; GET /metrics flushes first, then serves cmrelay.metrics' relay-wide view.
+"""
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, generate_latest
+from collections.abc import Sequence
+
+import redis.asyncio as aioredis
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
+from cmrelay.keys import Keys
+from cmrelay.metrics_store import CounterBuffer
+
 CONTENT_TYPE = CONTENT_TYPE_LATEST
+FLUSH_INTERVAL = 1.0  # seconds: a crash loses at most this much of the counts, never events
+
+
+class _Labelled:
+    """`counter.labels(a, b).inc(n)`, the prometheus_client idiom the handlers use."""
+
+    def __init__(self, buffer: CounterBuffer, name: str) -> None:
+        self._buffer, self._name = buffer, name
+        self._labels: Sequence[str] = ()
+
+    def labels(self, *values: str) -> _Labelled:
+        bound = _Labelled(self._buffer, self._name)
+        bound._labels = values
+        return bound
+
+    def inc(self, amount: int = 1) -> None:
+        self._buffer.inc(self._name, self._labels, amount)
 
 
 class IngestMetrics:
     """Requests by endpoint and outcome; events queued, ignored (by type) and rejected."""
 
     def __init__(self) -> None:
-        # A registry per app, not the global one: tests and benchmarks build several apps.
-        self.registry = CollectorRegistry()
-        self.requests = Counter(
-            "cmrelay_ingest_requests",
-            "Ingest HTTP requests by endpoint and outcome.",
-            ["endpoint", "outcome"],
-            registry=self.registry,
-        )
-        self.queued = Counter(
-            "cmrelay_ingest_events_queued",
-            "Events durably queued for the workers.",
-            ["endpoint"],
-            registry=self.registry,
-        )
-        self.ignored = Counter(
-            "cmrelay_ingest_events_ignored",
-            "Events accepted but not queued because the relay does not use their type.",
-            ["type"],
-            registry=self.registry,
-        )
-        self.rejected = Counter(
-            "cmrelay_ingest_events_rejected",
-            "Batch items (or single events) rejected as invalid, by endpoint and reason.",
-            ["endpoint", "reason"],
-            registry=self.registry,
-        )
-        self.queue_length = Gauge(
-            "cmrelay_ingest_queue_length",
-            "Envelopes waiting on the ingest queue (read at scrape time; -1: Redis unreachable).",
-            registry=self.registry,
-        )
+        self.buffer = CounterBuffer()
+        self.requests = _Labelled(self.buffer, "ingest_requests")
+        self.queued = _Labelled(self.buffer, "ingest_queued")
+        self.ignored = _Labelled(self.buffer, "ingest_ignored")
+        self.rejected = _Labelled(self.buffer, "ingest_rejected")
 
-    def render(self) -> bytes:
-        """The Prometheus text exposition of every metric."""
-        return generate_latest(self.registry)
+    async def flush(self, client: aioredis.Redis, keys: Keys) -> None:
+        """Add the buffered counts to Redis; on failure they stay buffered for the next try."""
+        counts = self.buffer.take()
+        if not counts:
+            return
+        try:
+            async with client.pipeline(transaction=False) as pipe:
+                for field, amount in counts.items():
+                    pipe.hincrby(keys.metrics, field, amount)
+                await pipe.execute()
+        except BaseException:
+            self.buffer.put_back(counts)
+            raise

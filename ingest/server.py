@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+import signal
 
 import uvicorn
 
+from cmrelay.logs import configure_logging
 from config.settings import Settings
 from ingest.app import create_app
 
 log = logging.getLogger("cmrelay.ingest")
+GRACEFUL_SHUTDOWN_SECONDS = 20  # docker-compose gives the ingest 30 s before SIGKILL
 
 
 def uvicorn_config(
@@ -26,14 +29,16 @@ def uvicorn_config(
         access_log=False,
         log_level=settings.log_level.lower(),
         server_header=False,
+        log_config=None,  # no handlers of uvicorn's own: its records reach our JSON root logger
+        # SIGTERM: stop accepting, let in-flight requests finish (each ends with its queue
+        # write acknowledged or refused), then exit. Longer than any one request can take.
+        timeout_graceful_shutdown=GRACEFUL_SHUTDOWN_SECONDS,
     )
 
 
 def serve(settings: Settings, host: str | None = None, port: int | None = None) -> int:
     """Run the ingest in the foreground until interrupted; return the exit status."""
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    configure_logging(settings)
     if settings.auth_disabled:
         log.warning(
             "!!! INGEST AUTHENTICATION IS OFF (embedded mode, no SEGMENT_WRITE_KEYS): "
@@ -44,5 +49,8 @@ def serve(settings: Settings, host: str | None = None, port: int | None = None) 
             "SEGMENT_SHARED_SECRET is not set: /webhook needs a write key (Basic or ?writeKey=)"
         )
     server = uvicorn.Server(uvicorn_config(settings, host, port))
+    # uvicorn shuts down gracefully on SIGTERM, then re-raises it to the handler it found: make
+    # that one a no-op so that a clean shutdown exits 0, not "killed by SIGTERM".
+    signal.signal(signal.SIGTERM, lambda signum, frame: None)
     server.run()
     return 0 if server.started else 1

@@ -26,6 +26,7 @@ def uvicorn_config(app: Gate, *, host: str, port: int, log_level: str) -> uvicor
         # Enough for the 503 test and real bursts; uvicorn's default 2048 is fine too.
         backlog=256,
         timeout_keep_alive=30,
+        log_config=None,  # records go to the root logger (JSON under `cmrelay sandbox`)
     )
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 
 import uvicorn
 
 from cmrelay.errors import ConfigurationError
+from cmrelay.logs import configure_logging
+from config.settings import load_settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
 from sandbox.runner import uvicorn_config
 
+log = logging.getLogger("cmrelay.sandbox")
 DATA_SOURCE_UUID = re.compile(r"^ds_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
@@ -54,12 +58,15 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
 def serve_sandbox(args: argparse.Namespace) -> int:
     """Run the sandbox in the foreground until Ctrl-C."""
     config = config_from_args(args)
-    app = create_sandbox_app(config)
-    print(
-        f"ChartMogul sandbox on http://{args.host}:{args.port}/v1 "
-        f"(control API: /_sandbox/, {config!r})"
-        + (f"; data source {config.data_source_uuid}" if config.data_source_uuid else ""),
-        flush=True,
+    configure_logging(
+        load_settings(),
+        extra_secrets=[s for s in (config.api_key, config.webhook_token) if s],
     )
+    app = create_sandbox_app(config)
+    log.info(
+        "ChartMogul sandbox on http://%s:%d/v1 (control API: /_sandbox/, %r)%s",
+        args.host, args.port, config,
+        f"; data source {config.data_source_uuid}" if config.data_source_uuid else "",
+    )  # fmt: skip
     uvicorn.Server(uvicorn_config(app, host=args.host, port=args.port, log_level="info")).run()
     return 0

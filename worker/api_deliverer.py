@@ -15,18 +15,15 @@ import redis
 from cmrelay.errors import PermanentDeliveryError
 from cmrelay.keys import Keys
 from config.settings import Settings
-from worker.api_plan import Operation, attrs, holds, match_contact, op, planned
+from worker.api_attributes import create_customer, fit_types, write_custom
+from worker.api_plan import DeliveryRecord, Operation, attrs, holds, match_contact, op, planned
 from worker.chartmogul_client import ChartMogulClient, discard_process_client, process_client
 from worker.delivery import DeliveryOutcome, EventResult, RequestGate
 from worker.delivery_support import CountingGate, RelayCache, entity_external_id, type_of_value
 from worker.mapping import (
-    AttrType,
     ContactFields,
-    CustomAttribute,
     CustomerDelta,
-    Dropped,
     MappingPolicy,
-    coerce,
     load_mapping_policy,
     merge_events,
 )
@@ -65,30 +62,33 @@ class ApiDeliverer:
     ) -> DeliveryOutcome:
         """Upsert the customer, its custom attributes and contacts; per-contact failures partial."""
         delta = merge_events(entity_external_id(entity), events, clock, self.policy)
-        self.cache.count_dropped(delta.dropped, entity)
         self.counting.reset()
-        ops: list[Operation] = []
+        run = DeliveryRecord()
+        run.drop(delta.dropped)
         try:
-            results, clock_updates = self._deliver_once(delta, events, ops, trust_cache=True)
+            results, clock_updates = self._deliver_once(delta, events, run, trust_cache=True)
         except _StaleCustomerError:
             # The cached customer is gone and nothing had touched it yet: start again from
             # a lookup, once, instead of failing every contact against a uuid that is no more.
             self.cache.drop("customer", delta.external_id)
-            results, clock_updates = self._deliver_once(delta, events, ops, trust_cache=False)
-        return DeliveryOutcome(clock_updates, self.counting.calls, results, ops)
+            results, clock_updates = self._deliver_once(delta, events, run, trust_cache=False)
+        # Counted only once the delivery is through: an attempt that fails and is retried
+        # would otherwise count the same left-out attributes again.
+        self.cache.count_dropped(run.dropped.values(), entity)
+        return DeliveryOutcome(clock_updates, self.counting.calls, results, run.ops)
 
     def _deliver_once(
         self,
         delta: CustomerDelta,
         events: Sequence[dict[str, Any]],
-        ops: list[Operation],
+        run: DeliveryRecord,
         *,
         trust_cache: bool,
     ) -> tuple[list[EventResult], dict[str, str]]:
         customer_uuid, fresh = self._with_cache_retry(
-            "customer", delta.external_id, lambda cached: self._customer(delta, cached, ops)
+            "customer", delta.external_id, lambda cached: self._customer(delta, cached, run)
         )
-        unverified = trust_cache and not ops  # a cached uuid no call has confirmed
+        unverified = trust_cache and not run.ops  # a cached uuid no call has confirmed
         results: list[EventResult] = []
         clock_updates = dict(delta.clock_updates)
         # The customer's contacts, listed once per delivery (a customer we just made has none).
@@ -99,7 +99,7 @@ class ApiDeliverer:
                 self._with_cache_retry(
                     "contact", key,
                     lambda cached, c=contact, k=key: self._contact(  # type: ignore[misc]
-                        customer_uuid, c, (k, cached), listing, ops
+                        customer_uuid, c, (k, cached), listing, run.ops
                     ),
                 )  # fmt: skip
             except PermanentDeliveryError as exc:
@@ -107,7 +107,7 @@ class ApiDeliverer:
                     raise _StaleCustomerError from None
                 unverified = False
                 log.warning("contact of %s refused (%s); its events go to the DLQ", uid, exc)
-                ops.append(op("upsert_contact", external_id=uid, failed=exc.message,
+                run.ops.append(op("upsert_contact", external_id=uid, failed=exc.message,
                                standard=dict(contact.standard)))  # fmt: skip
                 results += [
                     EventResult(str(e.get("messageId", "")), "failed", exc.message, exc)
@@ -140,34 +140,38 @@ class ApiDeliverer:
     # -- customer --------------------------------------------------------------------------------
 
     def _customer(
-        self, delta: CustomerDelta, cached: str | None, ops: list[Operation]
+        self, delta: CustomerDelta, cached: str | None, run: DeliveryRecord
     ) -> tuple[str, bool]:
         """The customer's uuid (found, or created with everything), and whether we created it."""
         types = self.cache.types()
         on_customer: set[str] = set()
+        standard = delta.standard
         if cached is not None:
             uuid = cached
         else:
             found = self.client.find_customer(delta.external_id)
             if found is None:
-                custom = self._fit(delta.custom, types, delta.external_id)
-                created = self.client.create_customer(
-                    delta.external_id, delta.standard, list(custom.values())
-                )
+                custom = fit_types(delta.custom, types, run)
+                created, without_custom = create_customer(self.client, self.cache, delta, custom)
                 uuid = str(created["uuid"])
                 self.cache.put("customer", delta.external_id, uuid)
-                ops.append(
+                run.ops.append(
                     op(
                         "create_customer",
                         external_id=delta.external_id,
                         standard=dict(delta.standard),
-                        custom=attrs(custom),
+                        custom=[] if without_custom else attrs(custom),
                     )
                 )
-                if holds(created, custom):
+                if without_custom:  # attributes refused: written below as on a found customer
+                    standard = {
+                        k: v for k, v in standard.items() if not same_value(created.get(k), v)
+                    }
+                    types = self.cache.types()  # with what the refusal taught
+                elif holds(created, custom):
                     self.cache.learn({a.key: a.type for a in custom.values()})
                     return uuid, True
-                found = created  # someone else created it first: update it like a found one
+                found = created  # theirs (a create raced ours) or ours without attributes
             uuid = str(found["uuid"])
             self.cache.put("customer", delta.external_id, uuid)
             current = (found.get("attributes") or {}).get("custom") or {}
@@ -175,48 +179,12 @@ class ApiDeliverer:
             self.cache.learn({k: t for k, t in learned.items() if k not in types})
             types = {**learned, **types}
             on_customer = set(current)
-        self._update_customer(uuid, delta, types, on_customer, ops)
+        if standard:
+            self.client.update_customer(uuid, standard)
+            run.ops.append(op("update_customer", uuid=uuid, standard=dict(standard)))
+        fitted = fit_types(delta.custom, types, run)
+        write_custom(self.client, self.cache, uuid, fitted, known=(types, on_customer), run=run)
         return uuid, False
-
-    def _update_customer(
-        self,
-        uuid: str,
-        delta: CustomerDelta,
-        types: Mapping[str, AttrType],
-        on_customer: set[str],
-        ops: list[Operation],
-    ) -> None:
-        if delta.standard:
-            self.client.update_customer(uuid, delta.standard)
-            ops.append(op("update_customer", uuid=uuid, standard=dict(delta.standard)))
-        fitted = self._fit(delta.custom, types, delta.external_id)
-        new = [a for k, a in fitted.items() if k not in types and k not in on_customer]
-        known = {k: a.value for k, a in fitted.items() if k in types or k in on_customer}
-        if new:
-            self.client.add_custom_attributes(uuid, new)
-            self.cache.learn({a.key: a.type for a in new})
-            ops.append(
-                op("add_custom_attributes", uuid=uuid, attributes=attrs({a.key: a for a in new}))
-            )
-        if known:
-            self.client.update_custom_attributes(uuid, known)
-            ops.append(op("update_custom_attributes", uuid=uuid, values=known))
-
-    def _fit(
-        self, custom: Mapping[str, CustomAttribute], types: Mapping[str, AttrType], where: str
-    ) -> dict[str, CustomAttribute]:
-        """Each attribute in the type ChartMogul already holds for its key; unfit ones dropped."""
-        out: dict[str, CustomAttribute] = {}
-        dropped: list[Dropped] = []
-        for key, attr in custom.items():
-            existing = types.get(key)
-            fitted = coerce(attr, existing) if existing else attr
-            if isinstance(fitted, Dropped):
-                dropped.append(fitted)
-            else:
-                out[key] = fitted
-        self.cache.count_dropped(dropped, where)
-        return out
 
     # -- contacts --------------------------------------------------------------------------------
 

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from worker.mapping import ContactFields, CustomAttribute, CustomerDelta
+from worker.mapping import ContactFields, CustomAttribute, CustomerDelta, Dropped
 
 Operation = dict[str, Any]
+
+
+@dataclass
+class DeliveryRecord:
+    """One delivery's record: the calls made and the attributes left out (once per field)."""
+
+    ops: list[Operation] = field(default_factory=list)
+    dropped: dict[str, Dropped] = field(default_factory=dict)
+
+    def drop(self, items: Iterable[Dropped]) -> None:
+        """Note attributes left out; the same field left out twice in one delivery counts once."""
+        self.dropped.update((item.field, item) for item in items)
 
 
 def attrs(custom: Mapping[str, CustomAttribute]) -> list[dict[str, Any]]:

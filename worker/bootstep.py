@@ -8,6 +8,7 @@ from typing import Any
 
 from celery import bootsteps
 
+from worker.heartbeat import Heartbeat
 from worker.scheduler import Scheduler
 from worker.tasks import engine_for
 
@@ -23,6 +24,7 @@ class SchedulerStep(bootsteps.StartStopStep):  # type: ignore[misc]
         super().__init__(worker, **kwargs)
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._heartbeat: Heartbeat | None = None
 
     def start(self, worker: Any) -> None:
         from worker.celery_app import publish_deliveries, queued_deliveries
@@ -40,10 +42,17 @@ class SchedulerStep(bootsteps.StartStopStep):  # type: ignore[misc]
             target=scheduler.run, args=(self._stop,), name="cmrelay-scheduler", daemon=True
         )
         self._thread.start()
+        self._heartbeat = Heartbeat(
+            engine.redis, engine.keys, engine.settings.heartbeat_ttl, lambda: scheduler.last_tick
+        )
+        self._heartbeat.start()
         log.info("cmrelay scheduler started")
 
     def stop(self, worker: Any) -> None:
         self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
         if self._thread is not None:
             self._thread.join(timeout=5)
 

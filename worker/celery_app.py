@@ -8,8 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import Celery
+from celery import Celery, signals
 
+from cmrelay.logs import configure_logging
+from cmrelay.redis_conn import celery_broker
 from config.settings import Settings, load_settings
 
 DELIVER_TASK = "cmrelay.deliver"
@@ -21,11 +23,16 @@ def create_celery_app(settings: Settings) -> Celery:
     from worker.bootstep import SchedulerStep
     from worker.tasks import register_tasks
 
-    app = Celery("cmrelay", broker=settings.broker_url, set_as_current=False)
+    broker, transport_options = celery_broker(settings.broker_url)
+    app = Celery("cmrelay", broker=broker, set_as_current=False)
     # One value in all three places: kombu keeps the shortest it finds (delivery.md §1.1).
     visibility = int(settings.visibility_timeout)
     app.conf.update(
-        broker_transport_options={"visibility_timeout": visibility},
+        # Celery lets the environment's CELERY_BROKER_URL win over broker_url, untranslated;
+        # the read/write URLs are used for every connection and win over it.
+        broker_read_url=broker,
+        broker_write_url=broker,
+        broker_transport_options={"visibility_timeout": visibility, **transport_options},
         result_backend_transport_options={"visibility_timeout": visibility},
         visibility_timeout=visibility,
         # Ack after the task ran, and requeue if the process running it dies: deliver is
@@ -46,9 +53,22 @@ def create_celery_app(settings: Settings) -> Celery:
         worker_hijack_root_logger=False,
     )
     app.relay_settings = settings
+    _log_as_json(settings)
     register_tasks(app)
     app.steps["worker"].add(SchedulerStep)
     return app
+
+
+def _log_as_json(settings: Settings) -> None:
+    """A setup_logging receiver: Celery then leaves logging alone and we install JSON logs.
+    celeryd_init comes earlier, before Celery's first warning, so it configures them too."""
+
+    def configure(**kwargs: Any) -> None:
+        configure_logging(settings)
+
+    # dispatch_uid: one receiver per process, however many apps the tests build.
+    signals.setup_logging.connect(configure, weak=False, dispatch_uid="cmrelay-json-logs")
+    signals.celeryd_init.connect(configure, weak=False, dispatch_uid="cmrelay-json-logs-init")
 
 
 def publish_deliveries(app: Any, entities: list[str] | tuple[str, ...]) -> None:

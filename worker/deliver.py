@@ -24,6 +24,7 @@ from worker import dlq
 from worker.backoff import retry_delay
 from worker.delivery import DeliveryOutcome
 from worker.engine import Engine
+from worker.outcomes import report_outcomes
 
 log = logging.getLogger(__name__)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -44,6 +45,8 @@ class Finish:
     pause_reason: str = ""
     clock: Mapping[str, str] = field(default_factory=dict)
     counters: dict[str, int] = field(default_factory=dict)
+    # (envelope, outcome) per event read: logged and timed once the commit has landed.
+    outcomes: list[tuple[Envelope, str]] = field(default_factory=list)
 
 
 def deliver_entity(engine: Engine, entity: str) -> str:
@@ -64,6 +67,7 @@ def deliver_entity(engine: Engine, entity: str) -> str:
     if not _commit(engine, entity, token, finish):
         log.warning("lost the lease on %s before committing; another worker redoes it", entity)
         return "lease lost"
+    report_outcomes(engine, entity, finish.outcomes)
     return finish.label
 
 
@@ -134,6 +138,10 @@ def _attempt(engine: Engine, entity: str) -> Finish:
 def _success(engine: Engine, read: _Read, outcome: DeliveryOutcome) -> Finish:
     failed = [r for r in outcome.results if r.status == "failed"]
     skipped = sum(1 for r in outcome.results if r.status == "skipped")
+    per_event = {r.message_id: r.status for r in outcome.results}
+    names = {"failed": "dead_lettered", "skipped": "skipped"}
+    outcomes = [(env, names.get(per_event.get(env.message_id, ""), "delivered"))
+                for _, env in read.envelopes]  # fmt: skip
     counters = {"delivered": len(read.envelopes) - len(failed) - skipped, "calls": outcome.calls}
     if skipped:
         counters["skipped_at_delivery"] = skipped
@@ -157,7 +165,7 @@ def _success(engine: Engine, read: _Read, outcome: DeliveryOutcome) -> Finish:
         )  # fmt: skip
         counters["dead_lettered"] = len(failed)
     return Finish("delivered", len(read.raws), retry_mode="clear", dead_letter=entry,
-                  clock=outcome.clock_updates, counters=counters)  # fmt: skip
+                  clock=outcome.clock_updates, counters=counters, outcomes=outcomes)  # fmt: skip
 
 
 def _retry_or_expire(engine: Engine, read: _Read, exc: Exception) -> Finish:
@@ -175,7 +183,8 @@ def _retry_or_expire(engine: Engine, read: _Read, exc: Exception) -> Finish:
     text = _error_text(engine, exc)
     return Finish("retrying", delay=delay, retry_mode="record", last_error=text,
                   attempt=orjson.dumps(_attempt_record(now, exc, text)),
-                  counters={"retries": 1})  # fmt: skip
+                  counters={"retries": 1},
+                  outcomes=[(env, "retrying") for _, env in read.envelopes])  # fmt: skip
 
 
 def _dead(engine: Engine, read: _Read, reason: str, exc: Exception) -> Finish:
@@ -206,7 +215,8 @@ def _dead(engine: Engine, read: _Read, reason: str, exc: Exception) -> Finish:
     )
     log.warning("dead-lettered %d events of %s: %s", len(read.raws), read.entity, reason)
     return Finish("dead-lettered", len(read.raws), retry_mode="clear", dead_letter=entry,
-                  counters={"dead_lettered": len(read.raws)})  # fmt: skip
+                  counters={"dead_lettered": len(read.raws)},
+                  outcomes=[(env, "dead_lettered") for _, env in read.envelopes])  # fmt: skip
 
 
 def _attempt_record(at: float, exc: Exception, text: str) -> dict[str, Any]:
@@ -233,6 +243,7 @@ def _commit(engine: Engine, entity: str, token: str, finish: Finish) -> bool:
             keys.lease(entity), keys.mailbox(entity), keys.due, keys.attr_clock(entity),
             keys.retry_state(entity), keys.counters, keys.dlq_index,
             keys.dlq_entry(entry.id if entry else "-"), keys.dlq_status, keys.pause,
+            keys.dlq_reasons,
         ],
         [
             token, entity, finish.drain, "" if finish.delay is None else f"{finish.delay:.6f}",
@@ -240,6 +251,7 @@ def _commit(engine: Engine, entity: str, token: str, finish: Finish) -> bool:
             finish.last_error, entry.id if entry else "", entry.to_json() if entry else b"",
             int(engine.settings.dlq_retention), finish.pause_reason,
             orjson.dumps(dict(finish.clock)), orjson.dumps(finish.counters), finish.attempt,
+            entry.reason if entry else "",
         ],
     )  # fmt: skip
     return bool(result)

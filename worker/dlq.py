@@ -15,6 +15,7 @@ import redis
 
 from cmrelay.envelope import Envelope
 from cmrelay.keys import Keys
+from cmrelay.redis_conn import connect
 from config.settings import Settings
 from worker.dlq_stats import summarize
 from worker.scripts import Scripts
@@ -183,7 +184,7 @@ class DeadLetterQueue:
         cls, settings: Settings, client: redis.Redis | None = None
     ) -> DeadLetterQueue:
         """The DLQ of the relay these settings describe."""
-        client = client or redis.Redis.from_url(settings.redis_url)
+        client = client or connect(settings.redis_url)
         return cls(client, Keys(settings.key_prefix), settings.dlq_retention)
 
     def add(self, entry: DlqEntry) -> str:
@@ -191,6 +192,7 @@ class DeadLetterQueue:
         pipe = self.client.pipeline(transaction=True)
         pipe.set(self.keys.dlq_entry(entry.id), entry.to_json(), ex=int(self.retention))
         pipe.hset(self.keys.dlq_status, entry.id, STATUS_DEAD)
+        pipe.hset(self.keys.dlq_reasons, entry.id, entry.reason)
         pipe.zadd(self.keys.dlq_index, {entry.id: entry.dead_lettered_at})
         pipe.execute()
         return entry.id

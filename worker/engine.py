@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import redis
 
 from cmrelay.keys import Keys
+from cmrelay.redis_conn import connect
 from config.settings import Settings
 from worker.delivery import Deliverer, load_deliverer
 from worker.limiter import RedisRequestGate
@@ -31,7 +32,7 @@ class Engine:
     @classmethod
     def from_settings(cls, settings: Settings) -> Engine:
         """Connect (lazily, as redis-py does) and name everything."""
-        client = redis.Redis.from_url(settings.redis_url, health_check_interval=30)
+        client = connect(settings.redis_url, health_check_interval=30)
         keys = Keys(settings.key_prefix)
         scripts = Scripts(client)
         gate = RedisRequestGate.from_settings(settings, scripts, keys)

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 from cmrelay.errors import RetryableDeliveryError
 from cmrelay.keys import Keys
+from cmrelay.metrics_store import counter_field
 from config.settings import Settings
 from worker.scripts import Scripts
 
@@ -77,16 +78,26 @@ class RedisRequestGate:
     def acquire_grant(self) -> Grant:
         """Block until granted; past max_wait raise RetryableDeliveryError so the entity is
         re-scheduled instead of holding a worker thread through a long Retry-After."""
-        deadline = time.monotonic() + self._max_wait
+        started = time.monotonic()
+        deadline = started + self._max_wait
         while True:
             grant, wait = self.try_acquire()
             if grant is not None:
+                if time.monotonic() > started + 0.001:  # it waited: count it, with how long
+                    self._count_wait(time.monotonic() - started)
                 return grant
             if time.monotonic() + wait > deadline:
+                self._count_wait(time.monotonic() - started)
                 raise RetryableDeliveryError(
                     "delivery is held back by the shared rate limit", retry_after=wait
                 )
             time.sleep(min(wait, 0.25))
+
+    def _count_wait(self, seconds: float) -> None:
+        pipe = self._scripts.client.pipeline(transaction=False)
+        pipe.hincrby(self._keys.metrics, counter_field("rate_limit_waits"), 1)
+        pipe.hincrby(self._keys.metrics, counter_field("rate_limit_wait_ms"), int(seconds * 1000))
+        pipe.execute()
 
     def release(self, grant: Grant) -> None:
         """Give the in-flight slot back (the rate token stays spent)."""
@@ -102,7 +113,9 @@ class RedisRequestGate:
             self.release(grant)
 
     def observe(self, status: int | None, retry_after: float | None) -> None:
-        """RequestGate.observe: 429/503 slow every worker down; other statuses change nothing."""
+        """RequestGate.observe: 429/503 slow every worker down; every status is counted."""
+        field = counter_field("chartmogul_responses", "none" if status is None else str(status))
+        self._scripts.client.hincrby(self._keys.metrics, field, 1)
         if status not in (429, 503):
             return
         block = retry_after if retry_after is not None and retry_after > 0 else DEFAULT_BLOCK

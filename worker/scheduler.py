@@ -66,6 +66,7 @@ class Scheduler:
         self._next_backlog = 0.0
         self.dlq = DeadLetterQueue(engine.redis, engine.keys, engine.settings.dlq_retention)
         self._next_reap = 0.0
+        self.last_tick = time.time()  # wall clock of the last completed tick (heartbeat)
 
     def tick(self) -> bool:
         """Run every step once; True when there is probably more work right now."""
@@ -99,6 +100,7 @@ class Scheduler:
         while not stop.is_set():
             try:
                 busy = self.tick()
+                self.last_tick = time.time()
             except Exception:
                 log.exception("scheduler tick failed; retrying")
                 stop.wait(1.0)

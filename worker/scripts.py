@@ -21,13 +21,13 @@ class Scripts:
     """Callable scripts by file name: `scripts.run("lease", keys, args)`; EVALSHA with fallback."""
 
     def __init__(self, client: redis.Redis) -> None:
-        self._client = client
+        self.client = client
         self._scripts: dict[str, Script] = {}
 
     def run(self, name: str, keys: list[str], args: list[Any]) -> Any:
         """Run one script atomically and return its reply."""
         script = self._scripts.get(name)
         if script is None:
-            script = self._client.register_script(_source(name))
+            script = self.client.register_script(_source(name))
             self._scripts[name] = script
         return cast(Any, script(keys=keys, args=args))

@@ -45,10 +45,16 @@ def test_redis_going_away_gives_503_then_the_ingest_recovers() -> None:
             assert int(down.headers["Retry-After"]) > 0
             assert http.get("/ready").status_code == 503
             assert http.get("/health").status_code == 200
-            assert "cmrelay_ingest_queue_length -1.0" in http.get("/metrics").text
+            assert "cmrelay_redis_up 0.0" in http.get("/metrics").text
             server.start()  # same port, a fresh (empty) server
             assert http.post("/v1/identify", json=event, auth=AUTH).status_code == 200
             assert http.get("/ready").status_code == 200
+            # Counted while Redis was down, written once it is back: nothing lost.
+            text = http.get("/metrics").text
+            assert (
+                'cmrelay_ingest_requests_total{endpoint="identify",outcome="unavailable"} 1.0'
+                in text
+            )
             client = redis.Redis.from_url(server.url)
             assert len(queued(client)) == 1
             client.close()

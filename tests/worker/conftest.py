@@ -10,11 +10,14 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import httpx
 import pytest
 import redis
 
 from cmrelay.envelope import Envelope
 from config.settings import Settings
+from sandbox.config import SandboxConfig
+from sandbox.runner import SandboxServer
 from tests.worker.http_recorder import RecordingServer
 from worker.delivery import DeliveryOutcome
 from worker.dlq import REASON_PERMANENT, DeadLetterQueue, attempt_record, new_entry
@@ -22,6 +25,7 @@ from worker.engine import Engine
 from worker.recording_deliverer import merge, plan_upsert
 
 _seq = itertools.count()
+SANDBOX_KEY, SANDBOX_DS = "deliverer-key", "ds_deliverer"
 
 
 @pytest.fixture
@@ -69,6 +73,23 @@ class ScriptedDeliverer:
 
     def close(self) -> None:
         pass
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Iterator[SandboxServer]:
+    """A ChartMogul sandbox over HTTP for one test module (limits off, one data source)."""
+    config = SandboxConfig(
+        api_key=SANDBOX_KEY, rate_limit=0, max_in_flight=0, data_source_uuid=SANDBOX_DS
+    )
+    with SandboxServer(config) as server:
+        yield server
+
+
+@pytest.fixture
+def state(sandbox: SandboxServer) -> Callable[[], Any]:
+    """Empties the sandbox; returns a reader of its whole store."""
+    httpx.post(f"{sandbox.control_url}/reset", timeout=5).raise_for_status()
+    return lambda: httpx.get(f"{sandbox.control_url}/state", timeout=5).json()
 
 
 @pytest.fixture

@@ -93,7 +93,9 @@ def message_id(raw: bytes) -> str:
     return str(orjson.loads(raw)["event"]["messageId"])
 
 
-def start_relay(redis_url: str, log_dir: Path, workers: int = 2, **env: str) -> Iterator[Relay]:
+def start_relay(
+    redis_url: str, log_dir: Path, workers: int = 2, concurrency: int = 4, **env: str
+) -> Iterator[Relay]:
     """Recorder, settings and worker processes for one test module; torn down afterwards."""
     recorder = Recorder().start()
     config = log_dir / "relay.toml"
@@ -112,7 +114,7 @@ def start_relay(redis_url: str, log_dir: Path, workers: int = 2, **env: str) -> 
     procs = WorkerProcesses(full_env, log_dir)
     relay = Relay(settings, client, keys, recorder, procs,
                   DeadLetterQueue(client, keys, settings.dlq_retention))  # fmt: skip
-    procs.start(workers)
+    procs.start(workers, concurrency)
     try:
         cid, entity = new_entity()
         warmup = company_event(cid)

@@ -15,28 +15,16 @@ import redis
 from cmrelay.errors import PermanentDeliveryError
 from cmrelay.keys import Keys
 from config.settings import Secret, Settings
-from sandbox.config import SandboxConfig
 from sandbox.runner import SandboxServer
 from worker.api_deliverer import ApiDeliverer
 from worker.chartmogul_client import ChartMogulClient
 from worker.delivery_support import CountingGate, RelayCache
 from worker.mapping import MappingPolicy
 
-KEY, DS = "deliverer-key", "ds_deliverer"
+from .conftest import SANDBOX_DS, SANDBOX_KEY
+
+KEY, DS = SANDBOX_KEY, SANDBOX_DS
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
-
-
-@pytest.fixture(scope="module")
-def sandbox() -> Iterator[SandboxServer]:
-    config = SandboxConfig(api_key=KEY, rate_limit=0, max_in_flight=0, data_source_uuid=DS)
-    with SandboxServer(config) as server:
-        yield server
-
-
-@pytest.fixture
-def state(sandbox: SandboxServer) -> Any:
-    httpx.post(f"{sandbox.control_url}/reset", timeout=5).raise_for_status()
-    return lambda: httpx.get(f"{sandbox.control_url}/state", timeout=5).json()
 
 
 def _deliverer(sandbox: SandboxServer, redis_url: str, client_cls: type = ChartMogulClient) -> Any:

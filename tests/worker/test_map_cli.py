@@ -50,7 +50,7 @@ def test_map_prints_operations_without_sending(
     assert result["route"]["customer_external_id"] == "g1"
     assert [op["op"] for op in result["operations"]] == ["upsert_customer", "set_custom_attributes"]
     assert result["dropped"] == [
-        {"field": "address.country", "reason": "unknown country 'Atlantis'"}
+        {"field": "address.country", "reason": "not an ISO 3166 country name or code"}
     ]
 
 

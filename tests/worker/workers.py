@@ -62,6 +62,7 @@ class WorkerProcesses:
         for _ in range(count):
             n = len(self.procs)
             log = (self.log_dir / f"worker{n}.log").open("wb")
+            err = (self.log_dir / f"worker{n}.err.log").open("wb")  # stderr alone: the logs
             args = [
                 sys.executable, "-m", "celery", "-A", "worker.celery_app", "worker",
                 "--pool", "threads", "-c", str(concurrency), "-n", f"w{n}@%h",
@@ -69,7 +70,7 @@ class WorkerProcesses:
                 "--loglevel", "INFO",
             ]  # fmt: skip
             self.procs.append(
-                subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=log)
+                subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=log, stderr=err)
             )
 
     def kill(self, index: int) -> None:
@@ -87,6 +88,11 @@ class WorkerProcesses:
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
+
+    def stderr_lines(self, index: int) -> list[str]:
+        """The stderr of one worker, line by line (the structured logs)."""
+        text = (self.log_dir / f"worker{index}.err.log").read_text(errors="replace")
+        return [line for line in text.splitlines() if line.strip()]
 
     def logs(self) -> str:
         return "\n".join(p.read_text(errors="replace")[-3000:] for p in self.log_dir.glob("*.log"))

@@ -1,11 +1,13 @@
 -- Finish one delivery attempt atomically, and only while we still hold the lease: drain the
 -- events read (never ones that arrived meanwhile), commit the attribute clock, record or clear
 -- the retry state, write a dead letter, set the pause, bump counters, re-schedule, release.
--- KEYS: lease, mailbox, due, clock, retry, counters, dlq_index, dlq_entry, dlq_status, pause
+-- KEYS: lease, mailbox, due, clock, retry, counters, dlq_index, dlq_entry, dlq_status, pause,
+--       dlq_reasons
 -- ARGV: token, entity, drain, delay ('' = auto), coalesce, retry_mode (clear|record|keep),
 --       now (worker clock, for retry state), last_error, dlq_id ('' = none), dlq_json,
 --       dlq_ttl, pause_reason ('' = none), clock_json, counters_json,
---       attempt_json ('' = none; kept as field attempt:<n> for the DLQ's attempt history)
+--       attempt_json ('' = none; kept as field attempt:<n> for the DLQ's attempt history),
+--       dlq_reason (for the metrics' DLQ size by reason)
 if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 local drain = tonumber(ARGV[3])
 if drain > 0 then redis.call('LTRIM', KEYS[2], drain, -1) end
@@ -23,6 +25,7 @@ if ARGV[9] ~= '' then
   redis.call('SET', KEYS[8], ARGV[10], 'EX', ARGV[11])
   redis.call('HSET', KEYS[9], ARGV[9], 'dead')
   redis.call('ZADD', KEYS[7], ARGV[7], ARGV[9])
+  redis.call('HSET', KEYS[11], ARGV[9], ARGV[16])
 end
 if ARGV[12] ~= '' then redis.call('SET', KEYS[10], ARGV[12]) end
 for k, v in pairs(cjson.decode(ARGV[14])) do redis.call('HINCRBY', KEYS[6], k, v) end

@@ -99,7 +99,7 @@ def clean_standard(  # noqa: PLR0911 (one return per rule)
         return Dropped(path, f"{field} longer than {MAX_STRING} characters")
     if field == "country":
         code = country_code(text)
-        return code if code else Dropped(path, f"unknown country {text[:40]!r}")
+        return code if code else Dropped(path, "not an ISO 3166 country name or code")
     if field == "email" and not _looks_like_email(text):
         return Dropped(path, "not an email address")
     return text

@@ -1,0 +1,244 @@
+"""The relay's Prometheus metrics, read from Redis at scrape time by a custom Collector.
+
+Relay-wide: the numbers are the same whichever process serves them (the ingest's GET /metrics
+or `cmrelay metrics`). Names and labels are documented in docs/metrics.md.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterator
+from typing import Any
+
+import redis
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+from cmrelay.keys import Keys
+from cmrelay.metrics_store import INF, LATENCY_BUCKETS, parse_field
+from cmrelay.redis_conn import connect
+
+# Fields of keys.metrics: stored name -> (exposed name, help, label names).
+_COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "ingest_requests": (
+        "cmrelay_ingest_requests", "Ingest HTTP requests by endpoint and outcome.",
+        ("endpoint", "outcome"),
+    ),
+    "ingest_queued": (
+        "cmrelay_ingest_events_queued", "Events durably queued by the ingest.", ("endpoint",),
+    ),
+    "ingest_ignored": (
+        "cmrelay_ingest_events_ignored",
+        "Events acknowledged but not queued because the relay does not use their type.",
+        ("type",),
+    ),
+    "ingest_rejected": (
+        "cmrelay_ingest_events_rejected", "Events rejected as invalid, by endpoint and reason.",
+        ("endpoint", "reason"),
+    ),
+    "chartmogul_responses": (
+        "cmrelay_chartmogul_responses",
+        "Responses from ChartMogul (or its webhook) by HTTP status; \"none\": no response.",
+        ("status",),
+    ),
+    "rate_limit_waits": (
+        "cmrelay_rate_limit_waits",
+        "Requests that had to wait for the shared rate limit or concurrency cap.", (),
+    ),
+}  # fmt: skip
+# keys.counters fields that describe deliveries rather than the accept step.
+_DELIVERY_OUTCOMES = {
+    "delivered": "delivered",
+    "dead_lettered": "dead_lettered",
+    "skipped_at_delivery": "skipped",
+}
+
+
+def _text(raw: Any) -> str:
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
+
+
+class RelayCollector(Collector):
+    """Collects every relay metric from Redis; a Redis failure yields only cmrelay_redis_up 0."""
+
+    def __init__(self, client: redis.Redis, keys: Keys, heartbeat_ttl: float = 30.0) -> None:
+        self.client = client
+        self.keys = keys
+        self.heartbeat_ttl = heartbeat_ttl
+
+    def collect(self) -> Iterator[Metric]:
+        """Prometheus calls this on every scrape."""
+        try:
+            metrics = list(self._read())
+        except (redis.RedisError, OSError):
+            metrics = []
+        up = GaugeMetricFamily("cmrelay_redis_up", "1 when the metrics could be read from Redis.")
+        up.add_metric([], 1.0 if metrics else 0.0)
+        yield up
+        yield from metrics
+
+    def _read(self) -> Iterator[Metric]:
+        # Read-only views of the engine's keys.
+        from worker.heartbeat import live_workers
+        from worker.status import engine_status
+
+        keys, client = self.keys, self.client
+        status = engine_status(client, keys)
+        pipe = client.pipeline(transaction=False)
+        pipe.hgetall(keys.metrics)
+        pipe.hgetall(keys.latency)
+        pipe.hgetall(keys.dlq_reasons)
+        pipe.hgetall(keys.dlq_status)
+        pipe.zrange(keys.dlq_index, 0, 0, withscores=True)
+        pipe.time()
+        stored, latency, reasons, dlq_status, oldest, (sec, usec) = pipe.execute()
+        workers = len(live_workers(client, keys, self.heartbeat_ttl, sec + usec / 1e6))
+        yield from _stored_counters(stored)
+        yield from _engine_counters(status.counters)
+        yield from _gauges(status, workers)
+        yield from _dlq(client, keys, reasons, dlq_status)
+        yield _dlq_age(oldest, sec + usec / 1e6)
+        yield _latency(latency)
+
+
+def _stored_counters(stored: dict[bytes, bytes]) -> Iterator[Metric]:
+    families = {
+        name: CounterMetricFamily(exposed, help_text, labels=list(labels))
+        for name, (exposed, help_text, labels) in _COUNTERS.items()
+    }
+    wait_seconds = 0.0
+    for raw_field, raw_value in stored.items():
+        name, labels = parse_field(_text(raw_field))
+        if name == "rate_limit_wait_ms":
+            wait_seconds = int(raw_value) / 1000
+        elif name in families and len(labels) == len(_COUNTERS[name][2]):
+            families[name].add_metric(list(labels), float(int(raw_value)))
+    yield from families.values()
+    waited = CounterMetricFamily(
+        "cmrelay_rate_limit_wait_seconds", "Seconds spent waiting for the shared rate limit."
+    )
+    waited.add_metric([], wait_seconds)
+    yield waited
+
+
+def _engine_counters(counters: dict[str, int]) -> Iterator[Metric]:
+    accept = CounterMetricFamily(
+        "cmrelay_accept_events",
+        "Events taken off the ingest queue by the workers, by outcome and reason.",
+        labels=["outcome", "reason"],
+    )
+    deliveries = CounterMetricFamily(
+        "cmrelay_deliveries", "Events by delivery outcome.", labels=["outcome"]
+    )
+    retries = CounterMetricFamily(
+        "cmrelay_delivery_retries", "Delivery attempts that failed and were re-scheduled."
+    )
+    calls = CounterMetricFamily(
+        "cmrelay_delivery_calls", "HTTP calls made by successful deliveries."
+    )
+    retries.add_metric([], float(counters.get("retries", 0)))
+    calls.add_metric([], float(counters.get("calls", 0)))
+    for field, value in sorted(counters.items()):
+        if field in _DELIVERY_OUTCOMES:
+            deliveries.add_metric([_DELIVERY_OUTCOMES[field]], float(value))
+        elif field not in ("retries", "calls"):
+            outcome, _, reason = field.partition(":")
+            accept.add_metric([outcome, reason], float(value))
+    yield from (accept, deliveries, retries, calls)
+
+
+def _gauges(status: Any, workers: int) -> Iterator[Metric]:
+    def gauge(name: str, help_text: str, value: float) -> GaugeMetricFamily:
+        family = GaugeMetricFamily(name, help_text)
+        family.add_metric([], value)
+        return family
+
+    yield gauge("cmrelay_ingest_queue_length", "Envelopes waiting on the ingest queue.",
+                status.ingest_depth)  # fmt: skip
+    yield gauge("cmrelay_accept_batches_claimed", "Accept batches claimed by workers right now.",
+                status.accepting)  # fmt: skip
+    due = GaugeMetricFamily(
+        "cmrelay_due_entities",
+        "Customers with pending work: ready = due now, parked = scheduled later (coalescing, "
+        "retry backoff, or claimed by a running delivery).",
+        labels=["state"],
+    )
+    due.add_metric(["ready"], status.overdue)
+    due.add_metric(["parked"], status.due - status.overdue)
+    yield due
+    yield gauge("cmrelay_chartmogul_in_flight", "ChartMogul requests under way, all workers.",
+                status.in_flight)  # fmt: skip
+    yield gauge("cmrelay_rate_limit_factor",
+                "Share of CHARTMOGUL_RATE_LIMIT in use after 429 cuts (1 = full rate).",
+                status.rate_factor)  # fmt: skip
+    yield gauge("cmrelay_rate_limit_blocked_seconds",
+                "Seconds every worker still waits after a 429/503 Retry-After.",
+                status.blocked_for)  # fmt: skip
+    yield gauge("cmrelay_delivery_paused",
+                "1 while delivery is paused (ChartMogul refused the credentials).",
+                1.0 if status.paused else 0.0)  # fmt: skip
+    yield gauge("cmrelay_workers_alive", "Worker processes with a fresh heartbeat.", workers)
+
+
+def _dlq(
+    client: redis.Redis,
+    keys: Keys,
+    reasons: dict[bytes, bytes],
+    statuses: dict[bytes, bytes],
+) -> Iterator[Metric]:
+    counts: Counter[tuple[str, str]] = Counter()
+    for entry_id, status in statuses.items():
+        counts[(_text(reasons.get(entry_id, b"unknown")), _text(status))] += 1
+    orphans = [f for f in reasons if f not in statuses]
+    if orphans:  # entries purged since: forget their reasons too
+        client.hdel(keys.dlq_reasons, *orphans)
+    entries = GaugeMetricFamily(
+        "cmrelay_dlq_entries", "Dead letters stored, by reason and status.",
+        labels=["reason", "status"],
+    )  # fmt: skip
+    for (reason, state), count in sorted(counts.items()):
+        entries.add_metric([reason, state], count)
+    yield entries
+
+
+def _dlq_age(oldest: list[tuple[bytes, float]], now: float) -> Metric:
+    age = GaugeMetricFamily(
+        "cmrelay_dlq_oldest_age_seconds", "Age of the oldest stored dead letter (0: none)."
+    )
+    age.add_metric([], max(0.0, now - oldest[0][1]) if oldest else 0.0)
+    return age
+
+
+def _latency(raw: dict[bytes, bytes]) -> Metric:
+    values = {_text(k): _text(v) for k, v in raw.items()}
+    buckets: list[tuple[str, float]] = []
+    running = 0
+    for bound in (*(repr(b) for b in LATENCY_BUCKETS), INF):
+        running += int(values.get(bound, 0))
+        buckets.append((bound, float(running)))
+    family = HistogramMetricFamily(
+        "cmrelay_delivery_latency_seconds",
+        "Seconds from the ingest accepting an event to ChartMogul accepting its delivery.",
+    )
+    family.add_metric([], buckets, sum_value=float(values.get("sum", 0)))
+    return family
+
+
+def scrape_client(url: str) -> redis.Redis:
+    """A client for scrapes: short timeouts and no retries, so a dead Redis answers fast."""
+    return connect(url, socket_timeout=5.0, socket_connect_timeout=2.0, retry=Retry(NoBackoff(), 0))
+
+
+def render(client: redis.Redis, keys: Keys, heartbeat_ttl: float = 30.0) -> bytes:
+    """The Prometheus text exposition of every relay metric."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(RelayCollector(client, keys, heartbeat_ttl))
+    return generate_latest(registry)
