@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from .pipeline import Pipeline, SendResult, pipeline
+from .pipeline import Pipeline, SendResult, make_target, pipeline
 from .report import Summary, assert_exactly_once, record, summarise
 from .stream import Mix, Stream, generate
 from .targets import StateCheck
@@ -20,8 +20,6 @@ def run_scenario(
     pace: float = 0.0, latency: float = 0.0, target_kind: str | None = None, **kwargs: Any,
 ) -> tuple[Summary, StateCheck, Pipeline]:  # fmt: skip
     """Send `mix` (paced) while `fault` runs in this thread; the promise must hold afterwards."""
-    from .pipeline import make_target
-
     stream = generate(mix or Mix(prefix=name.split(maxsplit=1)[0]))
     with pipeline(tmp, make_target(latency, target_kind), **kwargs) as pipe:
         expect = getattr(pipe.target, "expect", None)
