@@ -230,9 +230,9 @@ class Pipeline:
         return len(self.client.keys(f"{self.keys.prefix}:lease:*"))
 
     def worker_ready(self, index: int) -> bool:
-        """Celery logged "ready." for worker `index` (consuming)."""
-        log = self.tmp / f"worker{index}.log"
-        return log.exists() and b" ready." in log.read_bytes()
+        """Celery logged "ready." for worker `index` (consuming); logs go to stderr as JSON."""
+        logs = (self.tmp / f"worker{index}{suffix}.log" for suffix in ("", ".err"))
+        return any(log.exists() and b" ready." in log.read_bytes() for log in logs)
 
     def dead_letters(self) -> int:
         return int(self.client.zcard(self.keys.dlq_index))
