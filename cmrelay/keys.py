@@ -188,8 +188,3 @@ class Keys:
         beat drops members ten TTLs old (workers that died without cleaning up).
         """
         return f"{self.prefix}:heartbeats"
-
-    @property
-    def scheduler_leader(self) -> str:
-        """STRING token of the worker that runs the scheduler loop; short PX lease."""
-        return f"{self.prefix}:scheduler:leader"
