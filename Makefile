@@ -53,5 +53,9 @@ bench-delivery: install
 bench-memory: install
 	$(BIN)/python bench/memory.py $(BENCH_ARGS)
 
+## DLQ list/stats at 1k/10k/100k dead letters, about 20 s (BENCH_ARGS="--sizes 1000,10000").
+bench-dlq: install
+	$(BIN)/python bench/dlq.py $(BENCH_ARGS)
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -17,6 +17,7 @@ from cmrelay.envelope import Envelope
 from cmrelay.keys import Keys
 from cmrelay.redis_conn import connect
 from config.settings import Settings
+from worker.dlq_scan import stats_rows, walk_index
 from worker.dlq_stats import summarize
 from worker.scripts import Scripts
 
@@ -206,16 +207,10 @@ class DeadLetterQueue:
         return DlqEntry.from_json(raw, status.decode() if status else STATUS_DEAD)
 
     def list(self, filters: DlqFilter | None = None) -> builtins.list[DlqEntry]:
-        """Entries matching the filter, newest first."""
+        """Entries matching the filter, newest first; reads the index only until `limit` match."""
         f = filters or DlqFilter()
-        ids: Any = self.client.zrevrangebyscore(
-            self.keys.dlq_index,
-            "+inf" if f.until is None else f.until,
-            "-inf" if f.since is None else f.since,
-        )
         out: builtins.list[DlqEntry] = []
-        for chunk_start in range(0, len(ids), 200):
-            chunk = [i.decode() for i in ids[chunk_start : chunk_start + 200]]
+        for chunk in walk_index(self.client, self.keys.dlq_index, f.until, f.since, f.limit):
             for entry in self._load(chunk):
                 if _matches(entry, f):
                     out.append(entry)
@@ -257,15 +252,17 @@ class DeadLetterQueue:
     def stats(self, now: float | None = None) -> dict[str, Any]:
         """Counts by reason, status, HTTP status, error class and age; hourly counts (24 h)."""
         self.purge(older_than=self.retention)
-        members: Any = self.client.zrange(self.keys.dlq_index, 0, -1)
-        entries = self._load([i.decode() for i in members])
-        return summarize(entries, time.time() if now is None else now)
+        k = self.keys
+        rows = stats_rows(self.client, k.dlq_index, k.dlq_entry, k.dlq_status, STATUS_DEAD)
+        return summarize(builtins.list(rows), time.time() if now is None else now)
 
     def _load(self, ids: builtins.list[str]) -> builtins.list[DlqEntry]:
         if not ids:
             return []
-        raws: Any = self.client.mget([self.keys.dlq_entry(i) for i in ids])
-        statuses: Any = self.client.hmget(self.keys.dlq_status, ids)
+        pipe = self.client.pipeline(transaction=False)
+        pipe.mget([self.keys.dlq_entry(i) for i in ids])
+        pipe.hmget(self.keys.dlq_status, ids)
+        raws, statuses = pipe.execute()
         out = []
         for raw, status in zip(raws, statuses, strict=True):
             if raw is not None:

@@ -5,10 +5,23 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from worker.dlq import DlqEntry
+
+class Counted(Protocol):
+    """What the statistics read of an entry (a DlqEntry or a dlq_scan.StatsRow)."""
+
+    @property
+    def reason(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def status_code(self) -> int | None: ...
+    @property
+    def error_class(self) -> str: ...
+    @property
+    def dead_lettered_at(self) -> float: ...
+
 
 HOUR = 3600.0
 # Age buckets an on-call reader can act on: fresh (an incident now), today, this week, stale.
@@ -29,7 +42,7 @@ def age_bucket(age_seconds: float) -> str:
     return AGE_BUCKETS[-1][0]
 
 
-def hourly_counts(entries: Sequence[DlqEntry], now: float, hours: int = 24) -> list[dict[str, Any]]:
+def hourly_counts(entries: Sequence[Counted], now: float, hours: int = 24) -> list[dict[str, Any]]:
     """Dead letters per clock hour over the last `hours` hours, oldest hour first."""
     current = now - now % HOUR
     starts = [current - HOUR * i for i in range(hours - 1, -1, -1)]
@@ -43,7 +56,7 @@ def hourly_counts(entries: Sequence[DlqEntry], now: float, hours: int = 24) -> l
     ]
 
 
-def summarize(entries: Sequence[DlqEntry], now: float) -> dict[str, Any]:
+def summarize(entries: Sequence[Counted], now: float) -> dict[str, Any]:
     """Everything `cmrelay dlq stats`, the admin API and the web page show about the DLQ."""
     ages = [now - e.dead_lettered_at for e in entries]
     by_age = {label: 0 for label, _ in AGE_BUCKETS}
