@@ -43,7 +43,7 @@ CEILING = 40.0  # ChartMogul's documented limit, requests/s
 PRODUCTION_ENV = {
     "COALESCE_WINDOW": "1.0", "RETRY_BACKOFF_BASE": "1", "RETRY_BACKOFF_MAX": "600",
     "RETRY_WINDOW": "14400", "VISIBILITY_TIMEOUT": "300", "CHARTMOGUL_TIMEOUT": "10",
-    "SCHEDULER_INTERVAL": "0.05", "LOG_LEVEL": "warning",
+    "SCHEDULER_INTERVAL": "0.05", "LOG_LEVEL": "info",  # Pipeline waits for Celery's info "ready."
 }  # fmt: skip
 
 

@@ -76,3 +76,20 @@ def test_slots_of_a_dead_holder_expire(client: redis.Redis) -> None:
     assert gate.try_acquire()[0] is None
     second = gate.acquire_grant()  # waits out the 0.2 s slot lease
     assert second.granted_at_us > 0
+
+
+def test_a_late_waiter_does_not_push_the_schedule_back(client: redis.Redis) -> None:
+    prefix = f"lim{uuid.uuid4().hex[:6]}"
+    gate = RedisRequestGate(Scripts(client), Keys(prefix), rate=2, max_in_flight=5,
+                            slot_ttl=5, tolerance_us=200_000)  # fmt: skip
+    sec, us = client.time()
+    due = sec * 1_000_000 + us + 150_000  # the next grant is due in 0.15 s: within tolerance
+    client.hset(Keys(prefix).rate_bucket, "tat", due)
+    grant, _ = gate.try_acquire()
+    assert grant is not None and grant.granted_at_us < due  # granted early, within tolerance
+    # The next due time follows the schedule, not the grant, and the spacing covers tolerance.
+    assert (
+        int(client.hget(Keys(prefix).rate_bucket, "tat") or 0) == due + 600_000
+    )  # (1 s + 0.2 s) / 2
+    refused, wait = gate.try_acquire()
+    assert refused is None and 0 < wait <= 0.6
