@@ -27,6 +27,7 @@ from tests.faults.pipeline import Pipeline  # noqa: E402
 from tests.faults.stream import Mix, generate  # noqa: E402
 from tests.faults.targets import API_KEY, DATA_SOURCE, SandboxTarget  # noqa: E402
 from tests.worker.workers import wait_for  # noqa: E402
+from worker.heartbeat import live_workers  # noqa: E402
 
 UNLIMITED_ENV = {
     "COALESCE_WINDOW": "1.0", "CHARTMOGUL_RATE_LIMIT": "100000", "CHARTMOGUL_MAX_IN_FLIGHT": "16",
@@ -76,7 +77,11 @@ def main() -> int:
 
 
 def run(pipe: Pipeline, args: argparse.Namespace) -> int:
-    wait_for(lambda: pipe.worker_ready(0) and pipe.worker_ready(1), 60, "workers")
+    # LOG_LEVEL=warning keeps a 1M-event run's logs small, so Celery's info-level "ready." line
+    # never appears: wait for both workers' heartbeats instead.
+    wait_for(
+        lambda: len(live_workers(pipe.client, pipe.keys, 30.0, time.time())) >= 2, 60, "workers"
+    )
     sent = [0]
     stop_at = time.monotonic() + args.max_seconds
     failure: list[BaseException] = []
