@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,6 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from cmrelay.errors import ConfigurationError
+from config.toml_file import load_toml
 
 DEFAULT_CONFIG_FILE = Path(__file__).resolve().parent / "relay.toml"
 
@@ -255,13 +255,7 @@ CONFIG_FILE_ENV = "CMRELAY_CONFIG"
 
 
 def _read_file(path: Path) -> dict[str, str]:
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigurationError(f"cannot read settings file {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"settings file {path} is not valid TOML: {exc}") from None
+    data = load_toml(path, "settings file")
     raw = data.get("relay", data)
     out: dict[str, str] = {}
     for key, value in raw.items():

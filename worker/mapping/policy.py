@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import Any, Literal, cast
 
 from cmrelay.errors import ConfigurationError
 from config.settings import Settings
+from config.toml_file import load_toml
 from worker.mapping.model import ATTR_TYPES, AttrType
 from worker.mapping.traits import CONTACT_FIELDS, CUSTOMER_FIELDS
 from worker.mapping.types import sanitise_key
@@ -48,13 +48,7 @@ def load_mapping_policy(settings: Settings) -> MappingPolicy:
     if not settings.mapping_file:
         return MappingPolicy(company_creation=creation)
     path = Path(settings.mapping_file)
-    try:
-        with path.open("rb") as handle:
-            data = tomllib.load(handle)
-    except OSError as exc:
-        raise ConfigurationError(f"MAPPING_FILE {path}: {exc.strerror}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigurationError(f"MAPPING_FILE {path} is not valid TOML: {exc}") from None
+    data = load_toml(path, "MAPPING_FILE")
     try:
         overrides = parse_overrides(data.get("mapping", data))
     except ValueError as exc:
