@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
 import pytest
 import redis
-import uvicorn
 
 from admin.cli import uvicorn_config
 from cmrelay.redis_server import free_port
 from config.settings import Secret, Settings
+from tests.servers import serve_in_thread
 from tests.worker.conftest import dead_letter
 from worker.dlq import DeadLetterQueue
 from worker.dlq_query import MAX_SELECTION
@@ -47,18 +45,9 @@ def dlq(admin_settings: Settings) -> Iterator[DeadLetterQueue]:
 @pytest.fixture
 def admin_url(admin_settings: Settings) -> Iterator[str]:
     """Serve the admin app in a thread for one test; yield its base URL."""
-    server = uvicorn.Server(uvicorn_config(admin_settings, "127.0.0.1", free_port()))
-    thread = threading.Thread(target=server.run, name="admin-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "admin server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{server.config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    config = uvicorn_config(admin_settings, "127.0.0.1", free_port())
+    with serve_in_thread(config, "admin-under-test") as url:
+        yield url
 
 
 add_entry = dead_letter

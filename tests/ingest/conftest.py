@@ -2,22 +2,20 @@
 
 from __future__ import annotations
 
-import threading
-import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import replace
 
 import httpx
 import pytest
 import redis
-import uvicorn
 
 from cmrelay.envelope import Envelope
 from cmrelay.keys import Keys
 from cmrelay.redis_server import free_port
 from config.settings import Secret, Settings
 from ingest.server import uvicorn_config
+from tests.servers import serve_in_thread
 
 WRITE_KEY = "wk-test-123"
 SHARED_SECRET = "shh-its-a-secret"
@@ -34,23 +32,9 @@ def ingest_settings(redis_url: str, **overrides: object) -> Settings:
     return replace(base, **overrides)  # type: ignore[arg-type]
 
 
-@contextmanager
-def running(settings: Settings) -> Iterator[str]:
+def running(settings: Settings) -> AbstractContextManager[str]:
     """Serve the ingest in a thread until the block ends; yield its base URL."""
-    server = uvicorn.Server(uvicorn_config(settings, "127.0.0.1", free_port()))
-    thread = threading.Thread(target=server.run, name="ingest-under-test", daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            raise RuntimeError("the ingest under test did not start")
-        time.sleep(0.01)
-    config = server.config
-    try:
-        yield f"http://{config.host}:{config.port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    return serve_in_thread(uvicorn_config(settings, "127.0.0.1", free_port()), "ingest-under-test")
 
 
 @pytest.fixture(scope="module")
