@@ -8,6 +8,7 @@ import httpx
 import pytest
 
 from sandbox.runner import SandboxServer
+from tests.ingest.samples import ACTIONS_CUSTOMER
 
 TOKEN = "tok"  # the session sandbox's webhook token (conftest)
 MINIMAL_CONTACT = {
@@ -16,15 +17,7 @@ MINIMAL_CONTACT = {
     "timestamp": "2024-01-01T10:00:00Z",
     "sent_at": "2024-01-01T10:01:00Z",
 }
-VALID_CUSTOMER = {
-    "type": "Send Customer",
-    "message_id": "1",
-    "timestamp": "2024-01-01T10:00:00Z",
-    "sent_at": "2024-01-01T10:01:00Z",
-    "group_id": "g1",
-    "user_id": "u1",
-    "name": "Soft Tech",
-}
+VALID_CUSTOMER = ACTIONS_CUSTOMER  # Segment's own "processes valid input" vector
 
 
 def _post(server: SandboxServer, payload: Any, token: str = TOKEN) -> httpx.Response:
