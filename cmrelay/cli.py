@@ -7,6 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cmrelay.errors import ConfigurationError
+from sandbox.server import add_sandbox_arguments
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -53,30 +54,7 @@ def build_parser() -> argparse.ArgumentParser:
     worker.set_defaults(handler=_worker)
 
     sandbox = sub.add_parser("sandbox", help="serve the offline ChartMogul API sandbox")
-    sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=8090)
-    sandbox.add_argument("--api-key", default=None, help="the only key accepted (default: any)")
-    sandbox.add_argument("--rate-limit", type=int, default=40, help="requests/s, 0 = off")
-    sandbox.add_argument("--max-in-flight", type=int, default=20, help="0 = off")
-    sandbox.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
-    sandbox.add_argument(
-        "--latency-max", type=float, default=None, help="random latency in [--latency, this]"
-    )
-    sandbox.add_argument(
-        "--error-rate",
-        action="append",
-        metavar="STATUS=RATE",
-        help="answer this share of requests with STATUS, e.g. 502=0.05 (repeatable)",
-    )
-    sandbox.add_argument(
-        "--webhook-token", default=None, help="the only Segment webhook token accepted"
-    )
-    sandbox.add_argument(
-        "--data-source",
-        default=None,
-        metavar="DS_UUID",
-        help="create a data source with this fixed uuid at start (and after each reset)",
-    )
+    add_sandbox_arguments(sandbox)
     sandbox.set_defaults(handler=_sandbox)
 
     run = sub.add_parser("run", help="the whole relay on embedded defaults, in the foreground")

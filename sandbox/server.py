@@ -19,6 +19,34 @@ log = logging.getLogger("cmrelay.sandbox")
 DATA_SOURCE_UUID = re.compile(r"^ds_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
+def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `cmrelay sandbox` (kept with the sandbox, which reads them)."""
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8090)
+    parser.add_argument("--api-key", default=None, help="the only key accepted (default: any)")
+    parser.add_argument("--rate-limit", type=int, default=40, help="requests/s, 0 = off")
+    parser.add_argument("--max-in-flight", type=int, default=20, help="0 = off")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds added per request")
+    parser.add_argument(
+        "--latency-max", type=float, default=None, help="random latency in [--latency, this]"
+    )
+    parser.add_argument(
+        "--error-rate",
+        action="append",
+        metavar="STATUS=RATE",
+        help="answer this share of requests with STATUS, e.g. 502=0.05 (repeatable)",
+    )
+    parser.add_argument(
+        "--webhook-token", default=None, help="the only Segment webhook token accepted"
+    )
+    parser.add_argument(
+        "--data-source",
+        default=None,
+        metavar="DS_UUID",
+        help="create a data source with this fixed uuid at start (and after each reset)",
+    )
+
+
 def parse_error_rates(items: list[str] | None) -> dict[int, float]:
     """`--error-rate 502=0.1` options as {502: 0.1}."""
     rates: dict[int, float] = {}
