@@ -4,10 +4,12 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
 WORKDIR /app
 COPY pyproject.toml README.md ./
 COPY cmrelay ./cmrelay
-COPY config ./config
+COPY cmrelay_cli ./cmrelay_cli
 COPY ingest ./ingest
 COPY worker ./worker
 COPY sandbox ./sandbox
+COPY admin ./admin
+COPY config ./config
 RUN pip install --no-cache-dir . && useradd --system relay
 USER relay
 EXPOSE 8080

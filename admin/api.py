@@ -15,8 +15,8 @@ from starlette.routing import Route
 
 from admin.auth import bearer_ok
 from admin.context import AdminContext
+from cmrelay.dlq import query as q
 from cmrelay.errors import InvalidQueryError
-from worker import dlq_query as q
 
 MAX_BODY = 1_000_000  # a replay/purge request lists ids; 1 MB holds ~25,000 of them
 

@@ -12,7 +12,7 @@ import time
 
 from starlette.requests import Request
 
-from config.settings import Secret
+from cmrelay.settings import Secret
 
 COOKIE = "cmrelay_admin"
 SESSION_SECONDS = 12 * 3600  # one on-call shift; then the token is asked for again

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.errors import ConfigurationError
-from config.settings import Secret, Settings
-from worker.dlq import DeadLetterQueue
+from cmrelay.settings import Secret, Settings
 
 
 @dataclass(frozen=True)

@@ -17,8 +17,8 @@ from admin import pages
 from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, new_session, session_ok
 from admin.auth import token_matches as _token_matches
 from admin.context import AdminContext
+from cmrelay.dlq import query as q
 from cmrelay.errors import InvalidQueryError
-from worker import dlq_query as q
 
 MAX_FORM = 100_000
 FILTER_KEYS = ("reason", "status", "entity", "error_class", "since", "until", "text")

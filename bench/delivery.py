@@ -36,7 +36,7 @@ from bench.ingest import machine  # noqa: E402
 from tests.faults.pipeline import AUTH, Pipeline  # noqa: E402
 from tests.faults.stream import Mix, Stream, all_new, generate, group_event  # noqa: E402
 from tests.faults.targets import API_KEY, DATA_SOURCE, SandboxTarget  # noqa: E402
-from tests.worker.workers import wait_for  # noqa: E402
+from tests.support.processes import wait_for  # noqa: E402
 
 CEILING = 40.0  # ChartMogul's documented limit, requests/s
 # Production defaults (README), so the numbers are what a user gets out of the box.

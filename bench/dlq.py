@@ -21,13 +21,14 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
+from tests.worker.conftest import envelope  # noqa: E402
 
 from bench.ingest import machine  # noqa: E402
+from cmrelay.dlq.entry import REASON_EXPIRED, DlqEntry, new_entry  # noqa: E402
+from cmrelay.dlq.stats import summarize  # noqa: E402
+from cmrelay.dlq.store import DeadLetterQueue, DlqFilter  # noqa: E402
 from cmrelay.keys import Keys  # noqa: E402
 from cmrelay.redis_server import PrivateRedis  # noqa: E402
-from tests.worker.conftest import envelope  # noqa: E402
-from worker.dlq import REASON_EXPIRED, DeadLetterQueue, DlqEntry, DlqFilter, new_entry  # noqa: E402
-from worker.dlq_stats import summarize  # noqa: E402
 
 
 def seed(dlq: DeadLetterQueue, start: int, stop: int, now: float) -> None:

@@ -160,7 +160,8 @@ def start_ingest(stack: str, redis_url: str, port: int) -> subprocess.Popen[byte
         "CMRELAY_CONFIG": os.devnull,
     }
     code = (
-        "import uvicorn; from config import load_settings; from ingest.app import create_app;"
+        "import uvicorn; from cmrelay.settings import load_settings;"
+        " from ingest.app import create_app;"
         f"uvicorn.run(create_app(load_settings()), host='127.0.0.1', port={port},"
         f" loop='{loop}', http='{http}', access_log=False, log_level='warning')"
     )

@@ -22,12 +22,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import machine  # noqa: E402
+from cmrelay.status import live_workers  # noqa: E402
 from sandbox.config import SandboxConfig  # noqa: E402
 from tests.faults.pipeline import Pipeline  # noqa: E402
 from tests.faults.stream import Mix, generate  # noqa: E402
 from tests.faults.targets import API_KEY, DATA_SOURCE, SandboxTarget  # noqa: E402
-from tests.worker.workers import wait_for  # noqa: E402
-from worker.heartbeat import live_workers  # noqa: E402
+from tests.support.processes import wait_for  # noqa: E402
 
 UNLIMITED_ENV = {
     "COALESCE_WINDOW": "1.0", "CHARTMOGUL_RATE_LIMIT": "100000", "CHARTMOGUL_MAX_IN_FLIGHT": "16",

@@ -174,7 +174,7 @@ class Keys:
     def dlq_reasons(self) -> str:
         """HASH dead letter id -> reason, for DLQ size by reason without reading every entry.
 
-        Fields of purged entries are dropped by the metrics reader (it keeps those in dlq_status).
+        Fields go with their entry (DeadLetterQueue.purge, and the retention trim it runs).
         """
         return f"{self.prefix}:dlq:reasons"
 
@@ -188,3 +188,16 @@ class Keys:
         beat drops members ten TTLs old (workers that died without cleaning up).
         """
         return f"{self.prefix}:heartbeats"
+
+
+ENTITY_PREFIX = "customer:"
+
+
+def entity_key(customer_external_id: str) -> str:
+    """The unit of ordering, coalescing and locking: one ChartMogul customer (and its contacts)."""
+    return f"{ENTITY_PREFIX}{customer_external_id}"
+
+
+def entity_external_id(entity: str) -> str:
+    """The customer external id of an entity key ("customer:<id>")."""
+    return entity.removeprefix(ENTITY_PREFIX)

@@ -15,13 +15,13 @@ from typing import Any
 
 import orjson
 
-from config.settings import Secret, Settings
+from cmrelay.masking import Masker, secret_values
+from cmrelay.settings import Settings
 
 # Attributes every LogRecord has; anything else came from `extra=` and is emitted as a field.
 _STANDARD_ATTRS = frozenset(
     logging.LogRecord("", 0, "", 0, "", None, None).__dict__.keys() | {"message", "asctime"}
 )
-MASK = "***"
 
 
 class JsonFormatter(logging.Formatter):
@@ -29,14 +29,7 @@ class JsonFormatter(logging.Formatter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        # Longest first, so a secret that contains another is masked whole.
-        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
-
-    def _mask(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
+        self._masker = Masker(secrets)
 
     def format(self, record: logging.LogRecord) -> str:
         """One JSON line for this record."""
@@ -53,21 +46,7 @@ class JsonFormatter(logging.Formatter):
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
         line = orjson.dumps(payload, default=str).decode()
-        return self._mask(line)
-
-
-def secret_values(settings: Settings) -> list[str]:
-    """Every secret the settings hold, as plain strings, for the mask."""
-    found: list[Secret] = list(settings.segment_write_keys)
-    for value in (
-        settings.segment_shared_secret,
-        settings.chartmogul_api_key,
-        settings.chartmogul_webhook_url,
-        settings.admin_token,
-    ):
-        if value is not None:
-            found.append(value)
-    return [s.reveal() for s in found if s]
+        return self._masker.text(line)
 
 
 def configure_logging(

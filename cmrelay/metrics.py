@@ -87,8 +87,7 @@ class RelayCollector(Collector):
 
     def _read(self) -> Iterator[Metric]:
         # Read-only views of the engine's keys.
-        from worker.heartbeat import live_workers
-        from worker.status import engine_status
+        from cmrelay.status import engine_status, live_workers
 
         keys, client = self.keys, self.client
         status = engine_status(client, keys)
@@ -104,7 +103,7 @@ class RelayCollector(Collector):
         yield from _stored_counters(stored)
         yield from _engine_counters(status.counters)
         yield from _gauges(status, workers)
-        yield from _dlq(client, keys, reasons, dlq_status)
+        yield from _dlq(reasons, dlq_status)
         yield _dlq_age(oldest, sec + usec / 1e6)
         yield _latency(latency)
 
@@ -188,18 +187,10 @@ def _gauges(status: Any, workers: int) -> Iterator[Metric]:
     yield gauge("cmrelay_workers_alive", "Worker processes with a fresh heartbeat.", workers)
 
 
-def _dlq(
-    client: redis.Redis,
-    keys: Keys,
-    reasons: dict[bytes, bytes],
-    statuses: dict[bytes, bytes],
-) -> Iterator[Metric]:
+def _dlq(reasons: dict[bytes, bytes], statuses: dict[bytes, bytes]) -> Iterator[Metric]:
     counts: Counter[tuple[str, str]] = Counter()
     for entry_id, status in statuses.items():
         counts[(_text(reasons.get(entry_id, b"unknown")), _text(status))] += 1
-    orphans = [f for f in reasons if f not in statuses]
-    if orphans:  # entries purged since: forget their reasons too
-        client.hdel(keys.dlq_reasons, *orphans)
     entries = GaugeMetricFamily(
         "cmrelay_dlq_entries", "Dead letters stored, by reason and status.",
         labels=["reason", "status"],

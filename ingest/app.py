@@ -28,7 +28,7 @@ from cmrelay.keys import Keys
 from cmrelay.metrics import render as render_metrics
 from cmrelay.metrics import scrape_client
 from cmrelay.redis_conn import connect_async
-from config.settings import Settings
+from cmrelay.settings import Settings
 from ingest.errors import IngestRejection, QueueUnavailable
 from ingest.handlers import Answer, Ingest
 from ingest.metrics import CONTENT_TYPE, FLUSH_INTERVAL, IngestMetrics

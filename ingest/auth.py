@@ -12,7 +12,7 @@ import hmac
 import json
 from typing import Any
 
-from config.settings import Secret
+from cmrelay.settings import Secret
 from ingest.errors import Unauthorized
 
 

@@ -19,7 +19,7 @@ from cmrelay.envelope import (
     Envelope,
     source_for_write_key,
 )
-from config.settings import Settings
+from cmrelay.settings import Settings
 from ingest import actions
 from ingest.auth import basic_username, check_signature, check_write_key
 from ingest.bodies import parse_json, read_body

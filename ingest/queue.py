@@ -7,15 +7,14 @@ either wholly queued or wholly refused (503), never half. The reader is the work
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib.resources import files
 
 import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from cmrelay.keys import Keys
+from cmrelay.lua import AsyncScripts
 from ingest.errors import QueueUnavailable
 
-_PUSH_LUA = files("ingest").joinpath("queue.lua").read_text()
 RETRY_AFTER_UNREACHABLE = 5  # seconds: long enough for a Redis restart or failover
 RETRY_AFTER_FULL = 30  # seconds: the workers need time to drain a full queue
 
@@ -41,16 +40,14 @@ class QueueWriter:
         self.client = client
         self.keys = keys
         self.high_water = high_water
-        self._push = client.register_script(_PUSH_LUA)
+        self._scripts = AsyncScripts(client, keys)
 
     async def push(self, envelopes: list[bytes]) -> int:
         """Queue all envelopes atomically; return the queue length; raise QueueUnavailable."""
         if not envelopes:
             return 0
         try:
-            length = int(
-                await self._push(keys=[self.keys.ingest_queue], args=[self.high_water, *envelopes])
-            )
+            length = await self._scripts.ingest_push(envelopes, high_water=self.high_water)
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(
                 f"Redis did not acknowledge the write ({type(exc).__name__})",

@@ -8,7 +8,7 @@ import signal
 import uvicorn
 
 from cmrelay.logs import configure_logging
-from config.settings import Settings
+from cmrelay.settings import Settings
 from ingest.app import create_app
 
 log = logging.getLogger("cmrelay.ingest")

@@ -13,7 +13,7 @@ from sandbox.faults import FaultError
 from sandbox.responses import ApiError, json_body
 
 if TYPE_CHECKING:
-    from sandbox.app import Sandbox
+    from sandbox.live import Sandbox
 
 
 def _sandbox(request: Request) -> Sandbox:

@@ -21,7 +21,7 @@ from sandbox.limits import RATE_LIMITED, TOO_MANY_PARALLEL
 if TYPE_CHECKING:
     from starlette.applications import Starlette
 
-    from sandbox.app import Sandbox
+    from sandbox.live import Sandbox
 
 UNAUTHORIZED = {"code": 401, "message": "No valid API key provided", "param": None}
 

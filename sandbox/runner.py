@@ -9,9 +9,10 @@ from types import TracebackType
 
 import uvicorn
 
-from sandbox.app import Sandbox, create_sandbox_app
+from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
 from sandbox.gate import Gate
+from sandbox.live import Sandbox
 
 
 def uvicorn_config(app: Gate, *, host: str, port: int, log_level: str) -> uvicorn.Config:

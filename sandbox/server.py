@@ -10,7 +10,7 @@ import uvicorn
 
 from cmrelay.errors import ConfigurationError
 from cmrelay.logs import configure_logging
-from config.settings import load_settings
+from cmrelay.settings import load_settings
 from sandbox.app import create_sandbox_app
 from sandbox.config import SandboxConfig
 from sandbox.runner import uvicorn_config

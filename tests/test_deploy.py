@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
-from cmrelay.cli import build_parser
+from cmrelay_cli.main import build_parser
 
 COMPOSE = Path(__file__).resolve().parents[1] / "docker-compose.yml"
 
@@ -65,3 +65,17 @@ def test_relay_services_wait_for_a_healthy_redis(services: dict[str, Any]) -> No
     for name in ("ingest", "worker"):
         assert services[name]["depends_on"]["redis"]["condition"] == "service_healthy"
     assert services["ingest"]["healthcheck"]["test"][-1].count("/ready") == 1
+
+
+def test_the_image_copies_every_package_pyproject_installs() -> None:
+    import tomllib
+
+    root = COMPOSE.parent
+    pyproject = tomllib.loads((root / "pyproject.toml").read_text())
+    packages = set(pyproject["tool"]["mypy"]["packages"])
+    copied = {
+        line.split()[1]
+        for line in (root / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and len(line.split()) == 3
+    }
+    assert packages <= copied, f"Dockerfile does not copy {sorted(packages - copied)}"

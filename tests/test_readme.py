@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from config.settings import _FIELDS
+from cmrelay.settings import _FIELDS
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 

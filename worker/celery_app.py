@@ -1,31 +1,42 @@
-"""The relay's Celery app: settings chosen so that no accepted event is ever lost.
+"""The Celery glue, all of it: the app, its one task, the scheduler bootstep and `cmrelay worker`.
 
-`celery -A worker.celery_app worker` works as is: the app below is built from load_settings(),
-and the scheduler loop starts with every worker (worker/bootstep.py).
+`celery -A worker.celery_app worker` works as is: the app below is built from load_settings(), and
+the scheduler loop (worker.pipeline.scheduler) starts with every worker through SchedulerStep.
+Settings are chosen so that no accepted event is ever lost.
 """
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Sequence
 from typing import Any
 
-from celery import Celery, signals
+from celery import Celery, bootsteps, signals
 
 from cmrelay.logs import configure_logging
 from cmrelay.redis_conn import celery_broker
-from config.settings import Settings, load_settings
+from cmrelay.settings import Settings, load_settings
+from worker.pipeline.deliver import deliver_entity
+from worker.pipeline.engine import Engine
+from worker.pipeline.heartbeat import Heartbeat
+from worker.pipeline.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
 
 DELIVER_TASK = "cmrelay.deliver"
 SOFT_SHUTDOWN_SECONDS = 10.0  # warm shutdown: finish deliveries, hand unstarted work back
+DEFAULT_POOL = ["--pool", "threads"]  # HTTP-bound work: prefork's throughput at 1/8 the memory
+DEFAULT_CONCURRENCY = ["--concurrency", "8"]
+_ENGINE_LOCK = threading.Lock()
 
 
 def create_celery_app(settings: Settings) -> Celery:
     """A Celery app for these settings, with the deliver task and the scheduler bootstep."""
-    from worker.bootstep import SchedulerStep
-    from worker.tasks import register_tasks
-
     broker, transport_options = celery_broker(settings.broker_url)
     app = Celery("cmrelay", broker=broker, set_as_current=False)
-    # One value in all three places: kombu keeps the shortest it finds (delivery.md §1.1).
+    # kombu's Redis transport reads visibility_timeout from three places and keeps the shortest
+    # it finds, so all three get the one value.
     visibility = int(settings.visibility_timeout)
     app.conf.update(
         # Celery lets the environment's CELERY_BROKER_URL win over broker_url, untranslated;
@@ -54,9 +65,22 @@ def create_celery_app(settings: Settings) -> Celery:
     )
     app.relay_settings = settings
     _log_as_json(settings)
-    register_tasks(app)
+
+    @app.task(name=DELIVER_TASK, shared=False, acks_late=True, ignore_result=True)  # type: ignore[untyped-decorator]
+    def deliver(entity: str) -> str:
+        return deliver_entity(engine_for(app), entity)
+
     app.steps["worker"].add(SchedulerStep)
     return app
+
+
+def engine_for(app: Any) -> Engine:
+    """The one Engine of this process for this app (Redis pool, scripts, gate, deliverer)."""
+    with _ENGINE_LOCK:
+        engine: Engine | None = getattr(app, "relay_engine", None)
+        if engine is None:
+            engine = app.relay_engine = Engine.from_settings(app.relay_settings)
+        return engine
 
 
 def _log_as_json(settings: Settings) -> None:
@@ -71,9 +95,9 @@ def _log_as_json(settings: Settings) -> None:
     signals.celeryd_init.connect(configure, weak=False, dispatch_uid="cmrelay-json-logs-init")
 
 
-def publish_deliveries(app: Any, entities: list[str] | tuple[str, ...]) -> None:
+def publish_deliveries(app: Any, entities: Sequence[str]) -> None:
     """Publish one deliver(entity) task each, on one producer, without args in the headers
-    (argsrepr is PII and about 35 % of publish time, performance.md §2.b)."""
+    (argsrepr would put customer ids in every message header and costs ~35 % of publish time)."""
     task = app.tasks[DELIVER_TASK]
     with app.producer_or_acquire() as producer:
         for entity in entities:
@@ -91,6 +115,76 @@ def queued_deliveries(app: Any) -> int:
             return 0  # the queue does not exist yet: nothing is waiting
         finally:
             channel.close()
+
+
+class SchedulerStep(bootsteps.StartStopStep):  # type: ignore[misc]
+    """A worker bootstep: `celery -A worker.celery_app worker` runs the scheduler too."""
+
+    requires = {"celery.worker.components:Pool"}
+
+    def __init__(self, worker: Any, **kwargs: Any) -> None:
+        super().__init__(worker, **kwargs)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._heartbeat: Heartbeat | None = None
+
+    def start(self, worker: Any) -> None:
+        app = worker.app
+        engine = engine_for(app)
+        engine.policy  # noqa: B018 - read MAPPING_FILE once, now: a bad one stops the start
+        engine.deliverer  # noqa: B018 - build it now: a bad CMRELAY_DELIVERER stops the start
+        scheduler = Scheduler(
+            engine,
+            lambda due: publish_deliveries(app, list(due)),
+            lambda: queued_deliveries(app),
+        )
+        self._thread = threading.Thread(
+            target=scheduler.run, args=(self._stop,), name="cmrelay-scheduler", daemon=True
+        )
+        self._thread.start()
+        self._heartbeat = Heartbeat(
+            engine.redis, engine.keys, engine.settings.heartbeat_ttl, lambda: scheduler.last_tick
+        )
+        self._heartbeat.start()
+        log.info("cmrelay scheduler started")
+
+    def stop(self, worker: Any) -> None:
+        self._stop.set()
+        if self._heartbeat is not None:
+            self._heartbeat.stop()
+            self._heartbeat = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    shutdown = stop
+
+
+def _has(args: Sequence[str], *names: str) -> bool:
+    return any(a == n or a.startswith(n + "=") for a in args for n in names)
+
+
+def worker_argv(celery_args: Sequence[str], log_level: str = "INFO") -> list[str]:
+    """Celery's argv: ours as defaults, anything the operator passed wins."""
+    argv = ["worker", *celery_args]
+    if not _has(celery_args, "--loglevel", "-l"):
+        argv += ["--loglevel", log_level]
+    if not _has(celery_args, "--pool", "-P"):
+        argv += DEFAULT_POOL
+    if not _has(celery_args, "--concurrency", "-c"):
+        argv += DEFAULT_CONCURRENCY
+    return argv
+
+
+def run_worker(celery_args: Sequence[str]) -> int:
+    """`cmrelay worker`: fail with one line on bad settings (ConfigurationError), else run."""
+    settings = load_settings()
+    engine = Engine.from_settings(settings)
+    try:
+        engine.deliverer  # noqa: B018 - a bad MAPPING_FILE or deliverer stops the start here
+    finally:
+        engine.close()
+    app.worker_main(worker_argv(celery_args, settings.log_level))
+    return 0
 
 
 app = create_celery_app(load_settings())

@@ -9,13 +9,13 @@ from dataclasses import replace
 import pytest
 import redis
 
-from admin.cli import uvicorn_config
+from admin.server import uvicorn_config
+from cmrelay.dlq.query import MAX_SELECTION
+from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.redis_server import free_port
-from config.settings import Secret, Settings
+from cmrelay.settings import Secret, Settings
 from tests.servers import serve_in_thread
-from tests.worker.conftest import dead_letter
-from worker.dlq import DeadLetterQueue
-from worker.dlq_query import MAX_SELECTION
+from tests.support.events import dead_letter
 
 TOKEN = "adm-" + uuid.uuid4().hex
 API_KEY = "sk_admin_test_0123456789"

@@ -10,8 +10,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from cmrelay.dlq.entry import REASON_EXPIRED
+from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.envelope import Envelope
-from worker.dlq import REASON_EXPIRED, DeadLetterQueue
 
 from .conftest import API_KEY, TOKEN, add_entry, queued
 
@@ -137,7 +138,7 @@ def test_the_admin_command_refuses_to_start_without_a_token(redis_url: str) -> N
     env = {k: v for k, v in os.environ.items() if k != "ADMIN_TOKEN"}
     env.update(REDIS_URL=redis_url, ADMIN_PORT="1")
     done = subprocess.run(
-        [sys.executable, "-m", "cmrelay.cli", "admin"],
+        [sys.executable, "-m", "cmrelay_cli", "admin"],
         env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
     assert done.returncode == 2

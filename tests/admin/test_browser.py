@@ -13,8 +13,9 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
+from cmrelay.dlq.entry import REASON_EXPIRED
+from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.envelope import Envelope
-from worker.dlq import REASON_EXPIRED, DeadLetterQueue
 
 from .conftest import TOKEN, add_entry, queued
 

@@ -8,7 +8,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from worker.dlq import DeadLetterQueue
+from cmrelay.dlq.store import DeadLetterQueue
 
 from .conftest import API_KEY, TOKEN, add_entry, queued
 

@@ -6,7 +6,7 @@ import logging
 from pathlib import Path
 
 from cmrelay.logs import configure_logging
-from config.settings import load_settings
+from cmrelay.settings import load_settings
 
 
 def test_log_lines_are_json_with_extra_fields_and_secrets_masked(tmp_path: Path) -> None:

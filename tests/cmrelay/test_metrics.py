@@ -13,14 +13,15 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cmrelay.dlq.entry import REASON_PARTIAL, REASON_PERMANENT, DlqEntry, new_entry
+from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.keys import Keys
+from cmrelay.lua import Scripts
 from cmrelay.metrics import render
 from cmrelay.metrics_store import bucket_for, parse_field, record_latencies
 from ingest.metrics import IngestMetrics
-from worker.dlq import REASON_PARTIAL, REASON_PERMANENT, DeadLetterQueue, DlqEntry, new_entry
-from worker.heartbeat import beat
-from worker.limiter import RedisRequestGate
-from worker.scripts import Scripts
+from worker.delivery.limiter import RedisRequestGate
+from worker.pipeline.heartbeat import beat
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
@@ -96,7 +97,7 @@ def test_ingest_counts_reach_redis_and_the_histogram_is_cumulative(redis_url: st
 
 def test_limiter_responses_waits_pause_dlq_and_workers_are_reported(redis_url: str) -> None:
     client, keys = redis.Redis.from_url(redis_url), fresh_keys()
-    gate = RedisRequestGate(Scripts(client), keys, rate=20, max_in_flight=5, slot_ttl=5)
+    gate = RedisRequestGate(Scripts(client, keys), rate=20, max_in_flight=5, slot_ttl=5)
     for status in (200, 201, 429, None):
         gate.observe(status, None)
     client.delete(keys.blocked_until)  # not waiting out the 429 block here

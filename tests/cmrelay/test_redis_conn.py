@@ -6,7 +6,7 @@ import pytest
 
 from cmrelay.errors import ConfigurationError
 from cmrelay.redis_conn import SentinelUrl, celery_broker, parse_sentinel_url
-from config.settings import Settings, load_settings
+from cmrelay.settings import Settings, load_settings
 from worker.celery_app import create_celery_app
 
 

@@ -21,10 +21,11 @@ import httpx
 import orjson
 import redis
 
+from cmrelay.dlq.entry import DlqEntry
+from cmrelay.dlq.store import DeadLetterQueue, DlqFilter
 from cmrelay.keys import Keys
 from cmrelay.redis_server import PrivateRedis, free_port
-from tests.worker.workers import ROOT, WorkerProcesses, wait_for
-from worker.dlq import DeadLetterQueue, DlqEntry, DlqFilter
+from tests.support.processes import ROOT, WorkerProcesses, wait_for
 
 from .stream import Event
 from .targets import RecorderTarget, SandboxTarget, Target, real_deliverer_available
@@ -72,7 +73,7 @@ class IngestProcess:
 
     def start(self) -> None:
         out = self.log.open("ab")
-        args = [sys.executable, "-m", "cmrelay.cli", "ingest", "--port", str(self.port)]
+        args = [sys.executable, "-m", "cmrelay_cli", "ingest", "--port", str(self.port)]
         self.proc = subprocess.Popen(args, cwd=ROOT, env=self.env, stdout=out, stderr=out)
         wait_for(self._healthy, 30, "the ingest to answer /health", every=0.05)
 

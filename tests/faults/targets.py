@@ -20,7 +20,7 @@ import httpx
 
 from sandbox.config import SandboxConfig
 from sandbox.runner import SandboxServer
-from tests.worker.recorder import Recorder, Rule
+from tests.doubles.recorder import Recorder, Rule
 
 from .stream import Event, newest_by, newest_traits
 
@@ -55,8 +55,8 @@ class Target(Protocol):
 def real_deliverer_available() -> bool:
     """True once worker/delivery.py builds an API deliverer itself (the integrate step)."""
     from cmrelay.errors import ConfigurationError
-    from config.settings import Secret, Settings
-    from worker.delivery import _builtin_deliverer
+    from cmrelay.settings import Secret, Settings
+    from worker.delivery.loader import _builtin_deliverer
 
     settings = Settings(
         chartmogul_api_key=Secret("k"), chartmogul_data_source_uuid=DATA_SOURCE,
@@ -175,7 +175,7 @@ class RecorderTarget:
 
     def worker_env(self) -> dict[str, str]:
         return {
-            "CMRELAY_DELIVERER": "worker.recording_deliverer:build",
+            "CMRELAY_DELIVERER": "tests.doubles.recording_deliverer:build",
             "CHARTMOGUL_WEBHOOK_URL": self.recorder.url,
         }
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.workers import wait_for
+from tests.support.processes import wait_for
 
 from .pipeline import Pipeline
 from .scenario import run_scenario

@@ -17,7 +17,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.worker.strategies import json_values
+from tests.support.strategies import json_values
 
 from .pipeline import AUTH, WRITE_KEY, Pipeline, pipeline
 from .report import Summary, record
@@ -107,7 +107,7 @@ def test_schemathesis_finds_no_server_error_in_the_ingest(pipe: Pipeline, tmp_pa
 
 
 def test_the_workers_digest_whatever_the_ingest_accepted(pipe: Pipeline) -> None:
-    from tests.worker.workers import wait_for
+    from tests.support.processes import wait_for
 
     try:
         wait_for(pipe.idle, 120, "the workers to take in every accepted event", every=0.2)

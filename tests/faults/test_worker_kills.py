@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.worker.workers import wait_for
+from tests.support.processes import wait_for
 
 from .pipeline import Pipeline, make_target, pipeline
 from .report import assert_exactly_once, record, summarise

@@ -13,7 +13,7 @@ import redis
 from cmrelay.envelope import Envelope
 from cmrelay.keys import Keys
 from cmrelay.redis_server import free_port
-from config.settings import Secret, Settings
+from cmrelay.settings import Secret, Settings
 from ingest.server import uvicorn_config
 from tests.servers import serve_in_thread
 

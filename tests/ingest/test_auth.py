@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from config.settings import Secret
+from cmrelay.settings import Secret
 from ingest.auth import basic_username, check_signature, check_write_key, js_stringify
 from ingest.errors import Unauthorized
 

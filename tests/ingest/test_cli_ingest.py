@@ -17,7 +17,7 @@ from cmrelay.redis_server import free_port
 
 def _start(env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "cmrelay.cli", "ingest"],
+        [sys.executable, "-m", "cmrelay_cli", "ingest"],
         env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -20,8 +20,8 @@ import redis
 
 from cmrelay.keys import Keys
 from cmrelay.redis_server import free_port
-from tests.worker.services import listening
-from tests.worker.workers import wait_for
+from tests.support.processes import wait_for
+from tests.support.services import listening
 
 from .conftest import WRITE_KEY, queued
 
@@ -61,7 +61,7 @@ def test_sigterm_stops_accepting_finishes_in_flight_and_loses_nothing(
         "CMRELAY_KEY_PREFIX": prefix, "CMRELAY_CONFIG": os.devnull, "LOG_LEVEL": "info",
     }  # fmt: skip
     process = subprocess.Popen(
-        [sys.executable, "-m", "cmrelay.cli", "ingest", "--port", str(port)],
+        [sys.executable, "-m", "cmrelay_cli", "ingest", "--port", str(port)],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     url = f"http://127.0.0.1:{port}"

@@ -10,8 +10,8 @@ import time
 import httpx
 import pytest
 
-from cmrelay.cli import build_parser
 from cmrelay.errors import ConfigurationError
+from cmrelay_cli.main import build_parser
 from sandbox.runner import SandboxServer
 from sandbox.server import config_from_args, parse_error_rates
 
@@ -55,7 +55,7 @@ def test_bad_error_rates_are_configuration_errors(bad: list[str]) -> None:
 def test_cmrelay_sandbox_serves_the_api_with_only_its_key() -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "cmrelay.cli", "sandbox", "--port", str(port), "--api-key", "KEY"],
+        [sys.executable, "-m", "cmrelay_cli", "sandbox", "--port", str(port), "--api-key", "KEY"],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
     )

@@ -8,10 +8,9 @@ import orjson
 import pytest
 import redis
 
-from cmrelay.cli import main
-from config.settings import Settings
-from worker.celery_app import create_celery_app, publish_deliveries, queued_deliveries
-from worker.main import worker_argv
+from cmrelay.settings import Settings
+from cmrelay_cli.main import main
+from worker.celery_app import create_celery_app, publish_deliveries, queued_deliveries, worker_argv
 
 
 def test_no_loss_settings_and_one_visibility_timeout_everywhere(settings: Settings) -> None:

@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .e2e import Relay, company_event, message_id, new_entity, start_relay
-from .workers import wait_for
+from tests.support.processes import wait_for
+from tests.support.recorder_relay import Relay, company_event, message_id, new_entity, start_relay
 
 VISIBILITY = 4.0
 

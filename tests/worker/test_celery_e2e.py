@@ -7,12 +7,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from cmrelay.dlq.entry import REASON_EXPIRED, REASON_PARTIAL, REASON_PERMANENT
+from tests.doubles.recording_deliverer import REJECT_TRAIT
+from tests.support.processes import wait_for
+from tests.support.recorder_relay import Relay, company_event, message_id, new_entity, start_relay
 from worker.celery_app import create_celery_app, publish_deliveries
-from worker.dlq import REASON_EXPIRED, REASON_PARTIAL, REASON_PERMANENT
-from worker.recording_deliverer import REJECT_TRAIT
-
-from .e2e import Relay, company_event, message_id, new_entity, start_relay
-from .workers import wait_for
 
 
 @pytest.fixture(scope="module")

@@ -14,13 +14,13 @@ import httpx
 import pytest
 from segment.analytics import Client
 
+from cmrelay.dlq.store import DlqFilter
 from tests.ingest.conftest import WRITE_KEY, queued
+from tests.support.processes import wait_for
+from tests.support.sandbox_relay import API_KEY, WEBHOOK_TOKEN, SandboxRelay, sandbox_relay
 from worker.celery_app import create_celery_app, publish_deliveries
-from worker.dlq import DlqFilter
-from worker.webhook_client import HEADERS, actions_payloads, encode_like_segment
-
-from .sandbox_relay import API_KEY, WEBHOOK_TOKEN, SandboxRelay, sandbox_relay
-from .workers import wait_for
+from worker.delivery.webhook.client import HEADERS
+from worker.delivery.webhook.payloads import actions_payloads, encode_like_segment
 
 
 @pytest.fixture(scope="module")

@@ -13,9 +13,8 @@ import pytest
 
 from cmrelay.redis_server import PrivateRedis
 from tests.ingest.conftest import WRITE_KEY, ingest_settings, running
-
-from .e2e import Relay, company_event, message_id, new_entity, start_relay
-from .services import PrivateSentinel, ensure_rabbitmq
+from tests.support.recorder_relay import Relay, company_event, message_id, new_entity, start_relay
+from tests.support.services import PrivateSentinel, ensure_rabbitmq
 
 
 def _delivered_by_worker(relay: Relay) -> Counter[int]:

@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .e2e import Relay, company_event, message_id, new_entity, start_relay
-from .workers import wait_for
+from tests.support.processes import wait_for
+from tests.support.recorder_relay import Relay, company_event, message_id, new_entity, start_relay
 
 VISIBILITY = 60.0  # far longer than the test waits: work that was not handed back would be late
 

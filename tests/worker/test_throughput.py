@@ -8,8 +8,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from .e2e import Relay, company_event, message_id, new_entity, start_relay
-from .workers import max_in_any_window, wait_for
+from tests.support.processes import max_in_any_window, wait_for
+from tests.support.recorder_relay import Relay, company_event, message_id, new_entity, start_relay
 
 RATE = 39
 

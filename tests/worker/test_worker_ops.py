@@ -10,8 +10,8 @@ from collections.abc import Iterator
 import orjson
 import pytest
 
-from .e2e import Relay, company_event, message_id, new_entity, start_relay
-from .workers import ROOT, wait_for
+from tests.support.processes import ROOT, wait_for
+from tests.support.recorder_relay import Relay, company_event, message_id, new_entity, start_relay
 
 SECRETS = {
     "CHARTMOGUL_API_KEY": "sk-live-SECRET-4f1a9c",
@@ -33,7 +33,7 @@ def relay(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[
 def cmrelay(relay: Relay, *args: str) -> subprocess.CompletedProcess[str]:
     """Run a cmrelay subcommand against the relay's environment."""
     return subprocess.run(
-        [sys.executable, "-m", "cmrelay.cli", *args],
+        [sys.executable, "-m", "cmrelay_cli", *args],
         cwd=ROOT, env=relay.workers.env, capture_output=True, text=True, timeout=30, check=False,
     )  # fmt: skip
 

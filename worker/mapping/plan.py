@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from worker.mapping.attributes import attributes_from
 from worker.mapping.model import ContactFields, CustomerFields, Dropped, EventPlan
 from worker.mapping.policy import CallOverrides, MappingPolicy
 from worker.mapping.routing import company_id, contact_key, traits_of
@@ -19,7 +20,7 @@ from worker.mapping.traits import (
     pick_standard,
     split_name,
 )
-from worker.mapping.types import attributes_from, flatten
+from worker.mapping.types import flatten
 
 _COMPANY = "company."
 

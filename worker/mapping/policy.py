@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 from cmrelay.errors import ConfigurationError
-from config.settings import Settings
-from config.toml_file import load_toml
+from cmrelay.settings import Settings
+from cmrelay.toml_file import load_toml
 from worker.mapping.model import ATTR_TYPES, AttrType
 from worker.mapping.traits import CONTACT_FIELDS, CUSTOMER_FIELDS
 from worker.mapping.types import sanitise_key

@@ -10,7 +10,7 @@ from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from worker.mapping.model import AttrType, CustomAttribute, Dropped
+from worker.mapping.model import CustomAttribute, Dropped
 
 MAX_STRING = 255  # ChartMogul rejects longer String values
 MAX_KEY = 255  # undocumented upstream; long keys are surely mistakes, keep them bounded
@@ -103,17 +103,6 @@ def as_string(key: str, text: str, label: str) -> CustomAttribute | Dropped:
     return CustomAttribute(key, "String", text)
 
 
-def typed(key: str, value: Any, forced: AttrType, label: str) -> CustomAttribute | Dropped | None:
-    """The attribute for a value whose type an override forces (converted losslessly or dropped)."""
-    from worker.mapping.coerce import coerce  # coerce builds on infer; import late to avoid a cycle
-
-    inferred = infer(key, value, label)
-    if not isinstance(inferred, CustomAttribute):
-        return inferred
-    result = coerce(inferred, forced)
-    return Dropped(label, result.reason) if isinstance(result, Dropped) else result
-
-
 def flatten(
     traits: Mapping[str, Any], prefix: str = "", depth: int = 0
 ) -> Iterator[tuple[str, Any]]:
@@ -122,48 +111,12 @@ def flatten(
         path = f"{prefix}{name}"
         if isinstance(value, Mapping):
             if depth >= MAX_DEPTH:
-                yield path, _TooDeep()
+                yield path, TooDeep()
             else:
                 yield from flatten(value, f"{path}.", depth + 1)
         else:
             yield path, value
 
 
-class _TooDeep:
+class TooDeep:
     """Marks a subtree left out because it nests deeper than MAX_DEPTH."""
-
-
-def attributes_from(
-    leaves: Iterator[tuple[str, Any]] | list[tuple[str, Any]],
-    *,
-    renames: Mapping[str, str],
-    forced: Mapping[str, AttrType],
-    strip_prefix: str = "",
-) -> tuple[dict[str, CustomAttribute], list[Dropped]]:
-    """Custom attributes for (path, value) leaves; on a key collision the first trait wins."""
-    custom: dict[str, CustomAttribute] = {}
-    dropped: list[Dropped] = []
-    origin: dict[str, str] = {}
-    for path, value in leaves:
-        local = (
-            path[len(strip_prefix) :] if strip_prefix and path.startswith(strip_prefix) else path
-        )
-        if isinstance(value, _TooDeep):
-            dropped.append(Dropped(path, f"nested deeper than {MAX_DEPTH} levels"))
-            continue
-        key = renames.get(path) or sanitise_key(local.replace(".", "_"))
-        if not key:
-            dropped.append(Dropped(path, "name has no characters ChartMogul accepts in a key"))
-            continue
-        if key in custom:
-            dropped.append(Dropped(path, f"key {key!r} already set by trait {origin[key]!r}"))
-            continue
-        result = (
-            typed(key, value, forced[path], path) if path in forced else infer(key, value, path)
-        )
-        if isinstance(result, CustomAttribute):
-            custom[key] = result
-            origin[key] = path
-        elif isinstance(result, Dropped):
-            dropped.append(result)
-    return custom, dropped

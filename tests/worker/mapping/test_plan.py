@@ -7,7 +7,7 @@ from typing import Any
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.worker.strategies import json_values
+from tests.support.strategies import json_values
 from worker.mapping.model import ContactFields, CustomAttribute, CustomerFields, Dropped
 from worker.mapping.plan import plan_event
 from worker.mapping.policy import MappingPolicy, parse_overrides

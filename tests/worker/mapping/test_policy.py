@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cmrelay.errors import ConfigurationError
-from config.settings import Settings
+from cmrelay.settings import Settings
 from worker.mapping.policy import MappingPolicy, load_mapping_policy, parse_overrides
 
 EXAMPLE = Path(__file__).resolve().parents[3] / "config" / "mapping.example.toml"

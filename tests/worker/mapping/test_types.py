@@ -8,10 +8,10 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from tests.worker.strategies import json_values
+from tests.support.strategies import json_values
+from worker.mapping.attributes import attributes_from
 from worker.mapping.model import CustomAttribute, Dropped
 from worker.mapping.types import (
-    attributes_from,
     flatten,
     format_timestamp,
     infer,

@@ -1,0 +1,154 @@
+"""The dead-letter queue in Redis: add, get, list, replay, purge and stats."""
+
+from __future__ import annotations
+
+import builtins
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import redis
+
+from cmrelay.dlq.entry import STATUS_DEAD, DlqEntry
+from cmrelay.dlq.scan import stats_rows, walk_index
+from cmrelay.dlq.stats import summarize
+from cmrelay.envelope import Envelope
+from cmrelay.keys import Keys
+from cmrelay.lua import Scripts
+from cmrelay.redis_conn import connect
+from cmrelay.settings import Settings
+
+
+@dataclass(frozen=True)
+class DlqFilter:
+    """What `DeadLetterQueue.list` returns: all given criteria must match."""
+
+    reason: str | None = None
+    status: str | None = None
+    entity: str | None = None
+    since: float | None = None
+    until: float | None = None
+    text: str | None = None  # case-insensitive substring of the error, entity or events
+    status_code: int | None = None  # HTTP status of the last response
+    error_class: str | None = None
+    limit: int = 100
+
+
+@dataclass
+class DeadLetterQueue:
+    """Python API over the stored dead letters (the ops CLI/admin API sit on top of this)."""
+
+    client: redis.Redis
+    keys: Keys
+    retention: float
+    scripts: Scripts = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.scripts = Scripts(self.client, self.keys)
+
+    @classmethod
+    def from_settings(
+        cls, settings: Settings, client: redis.Redis | None = None
+    ) -> DeadLetterQueue:
+        """The DLQ of the relay these settings describe."""
+        client = client or connect(settings.redis_url)
+        return cls(client, Keys(settings.key_prefix), settings.dlq_retention)
+
+    def add(self, entry: DlqEntry) -> str:
+        """Store an entry (status dead) and return its id."""
+        pipe = self.client.pipeline(transaction=True)
+        pipe.set(self.keys.dlq_entry(entry.id), entry.to_json(), ex=int(self.retention))
+        pipe.hset(self.keys.dlq_status, entry.id, STATUS_DEAD)
+        pipe.hset(self.keys.dlq_reasons, entry.id, entry.reason)
+        pipe.zadd(self.keys.dlq_index, {entry.id: entry.dead_lettered_at})
+        pipe.execute()
+        return entry.id
+
+    def get(self, entry_id: str) -> DlqEntry | None:
+        """One entry, or None when unknown or past retention."""
+        raw: Any = self.client.get(self.keys.dlq_entry(entry_id))
+        if raw is None:
+            return None
+        status: Any = self.client.hget(self.keys.dlq_status, entry_id)
+        return DlqEntry.from_json(raw, status.decode() if status else STATUS_DEAD)
+
+    def list(self, filters: DlqFilter | None = None) -> builtins.list[DlqEntry]:
+        """Entries matching the filter, newest first; reads the index only until `limit` match."""
+        f = filters or DlqFilter()
+        out: builtins.list[DlqEntry] = []
+        for chunk in walk_index(self.client, self.keys.dlq_index, f.until, f.since, f.limit):
+            for entry in self._load(chunk):
+                if _matches(entry, f):
+                    out.append(entry)
+                    if len(out) >= f.limit:
+                        return out
+        return out
+
+    def replay(self, ids: Iterable[str]) -> builtins.list[str]:
+        """Re-queue each entry's envelopes past dedupe, once; returns the ids replayed now."""
+        done: list[str] = []
+        for entry_id in ids:
+            entry = self.get(entry_id)
+            if entry is None:
+                continue
+            flagged = [
+                replace(Envelope.from_bytes(e), replay=True).to_bytes() for e in entry.events
+            ]
+            if self.scripts.dlq_replay(entry_id, flagged):
+                done.append(entry_id)
+        return done
+
+    def purge(self, ids: Iterable[str] = (), older_than: float | None = None) -> int:
+        """Delete the given entries and/or those dead-lettered more than older_than s ago."""
+        doomed = set(ids)
+        if older_than is not None:
+            cutoff = time.time() - older_than
+            old: Any = self.client.zrangebyscore(self.keys.dlq_index, "-inf", cutoff)
+            doomed |= {i.decode() for i in old}
+        if not doomed:
+            return 0
+        pipe = self.client.pipeline(transaction=True)
+        for entry_id in doomed:
+            pipe.delete(self.keys.dlq_entry(entry_id))
+        pipe.hdel(self.keys.dlq_status, *doomed)
+        pipe.hdel(self.keys.dlq_reasons, *doomed)
+        pipe.zrem(self.keys.dlq_index, *doomed)
+        return int(pipe.execute()[-1])
+
+    def stats(self, now: float | None = None) -> dict[str, Any]:
+        """Counts by reason, status, HTTP status, error class and age; hourly counts (24 h)."""
+        self.purge(older_than=self.retention)
+        k = self.keys
+        rows = stats_rows(self.client, k.dlq_index, k.dlq_entry, k.dlq_status, STATUS_DEAD)
+        return summarize(builtins.list(rows), time.time() if now is None else now)
+
+    def _load(self, ids: builtins.list[str]) -> builtins.list[DlqEntry]:
+        if not ids:
+            return []
+        pipe = self.client.pipeline(transaction=False)
+        pipe.mget([self.keys.dlq_entry(i) for i in ids])
+        pipe.hmget(self.keys.dlq_status, ids)
+        raws, statuses = pipe.execute()
+        out = []
+        for raw, status in zip(raws, statuses, strict=True):
+            if raw is not None:
+                out.append(DlqEntry.from_json(raw, status.decode() if status else STATUS_DEAD))
+        return out
+
+
+def _matches(entry: DlqEntry, f: DlqFilter) -> bool:
+    exact = (
+        (f.reason, entry.reason),
+        (f.status, entry.status),
+        (f.entity, entry.entity),
+        (f.status_code, entry.status_code),
+        (f.error_class, entry.error_class),
+    )
+    if any(wanted is not None and wanted != actual for wanted, actual in exact):
+        return False
+    if f.text:
+        needle = f.text.lower()
+        haystack = " ".join([entry.last_error, entry.entity, *entry.events]).lower()
+        return needle in haystack
+    return True

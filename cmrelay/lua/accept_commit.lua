@@ -1,0 +1,59 @@
+-- Commit one accepted batch atomically: per event, the dedupe mark and the mailbox (or waiting
+-- list) write happen together, so a mark never exists without its event queued.
+-- KEYS: claims_index, claim, due, counters, user_groups,
+--       ... per event: dedupe, target, waiting
+-- ARGV: token, coalesce_seconds, dedupe_ttl, waiting_ttl,
+--       ... per event: kind (m = mailbox, w = wait for a group, c = count only), payload,
+--       entity, counter, link_user, link_group, replay ('1' skips the dedupe check)
+-- `target` is the entity's mailbox (kind m) or the user's waiting list (kind w); `waiting` is
+-- the list of Identify events held for link_user, released into target when a Group links it.
+if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
+  return -1  -- our claim was reaped (we were too slow): the batch is back on the queue
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
+local due_at = string.format('%.6f', now + tonumber(ARGV[2]))
+local ttl, wttl = ARGV[3], ARGV[4]
+local n = (#ARGV - 4) / 7
+local queued = 0
+for i = 0, n - 1 do
+  local a, k = 4 + i * 7, 5 + i * 3
+  local kind, payload, entity, counter = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  if kind == 'c' then
+    redis.call('HINCRBY', KEYS[4], counter, 1)
+  else
+    local fresh
+    if ARGV[a + 7] == '1' then
+      redis.call('SET', KEYS[k + 1], '1', 'EX', ttl)
+      fresh = true
+    else
+      fresh = redis.call('SET', KEYS[k + 1], '1', 'NX', 'EX', ttl)
+    end
+    if not fresh then
+      redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
+    else
+      queued = queued + 1
+      redis.call('RPUSH', KEYS[k + 2], payload)
+      redis.call('HINCRBY', KEYS[4], counter, 1)
+      if kind == 'm' then
+        redis.call('ZADD', KEYS[3], 'NX', due_at, entity)
+      else
+        redis.call('EXPIRE', KEYS[k + 2], wttl)
+      end
+      if ARGV[a + 5] ~= '' then
+        redis.call('HSET', KEYS[5], ARGV[a + 5], ARGV[a + 6])
+        local waiting = redis.call('LRANGE', KEYS[k + 3], 0, -1)
+        if #waiting > 0 then
+          for j = 1, #waiting, 1000 do  -- unpack() is limited to a few thousand values
+            redis.call('RPUSH', KEYS[k + 2], unpack(waiting, j, math.min(j + 999, #waiting)))
+          end
+          redis.call('DEL', KEYS[k + 3])
+          redis.call('HINCRBY', KEYS[4], 'released_from_wait', #waiting)
+        end
+      end
+    end
+  end
+end
+redis.call('DEL', KEYS[2])
+redis.call('ZREM', KEYS[1], ARGV[1])
+return queued

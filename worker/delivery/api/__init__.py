@@ -1,0 +1,1 @@
+"""DELIVERY_MODE=api: ChartMogul's REST API."""

@@ -1,0 +1,1 @@
+"""The pipeline every worker runs: accept, schedule, deliver, commit (all state in Redis)."""
