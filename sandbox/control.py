@@ -9,7 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import shapes
-from sandbox.faults import FaultError
+from sandbox.faults import FAULT_ERRORS
 from sandbox.responses import ApiError, json_body
 
 if TYPE_CHECKING:
@@ -59,17 +59,28 @@ async def get_faults(request: Request) -> Response:
 
 async def set_faults(request: Request) -> Response:
     """POST /_sandbox/faults: change any of latency, latency_max, error_rates, outage,
-    retry_after, rate_limit, max_in_flight (0 switches a limit off)."""
+    retry_after, rules (replaces the list), rate_limit, max_in_flight (0 switches a limit off)."""
     sandbox = _sandbox(request)
     body = await json_body(request)
     try:
         rate = int(body.get("rate_limit", sandbox.rate.limit))
         parallel = int(body.get("max_in_flight", sandbox.in_flight.limit))
         sandbox.faults.update(body)
-    except (FaultError, TypeError, ValueError) as exc:
+    except (*FAULT_ERRORS, TypeError, ValueError) as exc:
         raise ApiError(400, str(exc)) from None
     sandbox.rate.limit, sandbox.in_flight.limit = max(rate, 0), max(parallel, 0)
     return JSONResponse(_settings(sandbox))
+
+
+async def requests(request: Request) -> Response:
+    """GET /_sandbox/requests?since=SEQ&match=TEXT: the answered requests after SEQ."""
+    log = _sandbox(request).requests
+    try:
+        since = int(request.query_params.get("since", "0"))
+    except ValueError:
+        raise ApiError(400, "since must be an integer") from None
+    found = log.since(since, request.query_params.get("match"))
+    return JSONResponse({"requests": found, "last_seq": log.next_seq - 1})
 
 
 async def reset(request: Request) -> Response:
@@ -84,5 +95,6 @@ ROUTES = [
     Route("/_sandbox/stats", stats, methods=["GET"]),
     Route("/_sandbox/faults", get_faults, methods=["GET"]),
     Route("/_sandbox/faults", set_faults, methods=["POST"]),
+    Route("/_sandbox/requests", requests, methods=["GET"]),
     Route("/_sandbox/reset", reset, methods=["POST"]),
 ]

@@ -9,12 +9,16 @@ from http import HTTPStatus
 from typing import Any
 
 from sandbox.config import SandboxConfig
+from sandbox.rules import RuleError, Rules
 
 OUTAGE_MODES = ("500", "reset")
 
 
 class FaultError(ValueError):
     """A fault setting that makes no sense."""
+
+
+FAULT_ERRORS = (FaultError, RuleError)
 
 
 def _rate(status: object, rate: object) -> tuple[int, float]:
@@ -38,6 +42,7 @@ class Faults:
         self.retry_after: float | None = None
         self.outage_until = 0.0
         self.outage_mode = "500"
+        self.rules = Rules()
         self._random = random.Random(config.seed)
 
     def delay(self) -> float:
@@ -76,6 +81,9 @@ class Faults:
                 raise FaultError('outage must be {"seconds": s, "mode": "500" | "reset"}')
             seconds = float(outage.get("seconds", 0))
         retry_after = body.get("retry_after", self.retry_after)
+        rules = Rules()
+        if "rules" in body:
+            rules.replace(body["rules"])
         if latency < 0 or (latency_max is not None and latency_max < 0):
             raise FaultError("latency must be >= 0")
         self.latency, self.latency_max, self.error_rates = latency, latency_max, parsed
@@ -83,6 +91,8 @@ class Faults:
         if outage is not None:
             self.outage_mode = str(outage.get("mode", "500"))
             self.outage_until = time.monotonic() + seconds
+        if "rules" in body:
+            self.rules = rules
 
     def snapshot(self) -> dict[str, Any]:
         """The current settings, as JSON."""
@@ -93,6 +103,7 @@ class Faults:
             "error_rates": {str(k): v for k, v in self.error_rates.items()},
             "retry_after": self.retry_after,
             "outage": {"mode": self.outage_mode, "seconds_left": round(left, 3)},
+            "rules": self.rules.snapshot(),
         }
 
 

@@ -10,6 +10,7 @@ import json
 import math
 import socket
 import struct
+import time
 from typing import TYPE_CHECKING, Any
 
 from starlette.routing import Match
@@ -63,6 +64,27 @@ async def respond_json(
     await respond(send, status, json.dumps(body).encode(), "application/json", extra)
 
 
+async def read_body(receive: Receive) -> tuple[bytes, Receive]:
+    """The whole request body, and a receive that replays it to the routes."""
+    chunks, more = [], True
+    while more:
+        message = await receive()
+        if message["type"] != "http.request":
+            break
+        chunks.append(message.get("body", b""))
+        more = message.get("more_body", False)
+    body, replayed = b"".join(chunks), False
+
+    async def replay() -> Message:
+        nonlocal replayed
+        if not replayed:
+            replayed = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return body, replay
+
+
 async def reset_connection(send: Send) -> None:
     """Drop the TCP connection with a RST, as a crashed edge would."""
     # uvicorn hands the app a bound method of its request cycle, which holds the transport.
@@ -100,7 +122,11 @@ class Gate:
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
             await self.inner(scope, receive, send)
             return
-        status = 0
+        status, arrived = 0, time.time()
+        body, receive = await read_body(receive)
+        query = scope.get("query_string", b"").decode("latin-1")
+        scope = {**scope, "sandbox.match_text": f"{scope['path']}?{query}\n" + body.decode(
+            "utf-8", "replace")}  # fmt: skip
 
         async def counting_send(message: Message) -> None:
             nonlocal status
@@ -115,6 +141,8 @@ class Gate:
                 await self._faulty(scope, receive, counting_send, send)
         finally:
             self.sandbox.stats.record(self.label(scope), status)
+            request = (scope["method"], scope["path"], query)
+            self.sandbox.requests.add(arrived, request, status, body)
 
     async def _api(self, scope: Scope, receive: Receive, send: Send, raw_send: Send) -> None:
         sandbox = self.sandbox
@@ -144,14 +172,25 @@ class Gate:
         if outage == "reset":
             await reset_connection(raw_send)
             return
-        injected = 500 if outage else faults.pick_error()
+        rule = None if outage else faults.rules.take(scope["method"], scope["sandbox.match_text"])
+        if rule is not None and rule.latency > 0:
+            await asyncio.sleep(rule.latency)
+        if outage:
+            injected: int | None = 500
+        elif rule is not None and rule.status is not None:
+            injected = rule.status
+        else:
+            injected = faults.pick_error()
+        retry_after = faults.retry_after
+        if rule is not None and rule.retry_after is not None:
+            retry_after = rule.retry_after
         if injected is None:
             await self.inner(scope, receive, send)
         elif injected == 429:
-            extra = retry_after_header(faults.retry_after)
-            await respond_json(send, 429, RATE_LIMITED, extra)
+            await respond_json(send, 429, RATE_LIMITED, retry_after_header(retry_after))
         elif injected >= 500:
             await respond(send, injected, plain_error(injected), "text/plain")
         else:
             phrase = plain_error(injected).decode().partition(" ")[2]
-            await respond_json(send, injected, {"code": injected, "message": phrase, "param": None})
+            body = {"code": injected, "message": phrase, "param": None}
+            await respond_json(send, injected, body, retry_after_header(retry_after))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from sandbox.config import SandboxConfig
 from sandbox.faults import Faults, Stats
 from sandbox.limits import InFlight, RateLimiter
+from sandbox.request_log import RequestLog
 from sandbox.state import Store
 
 
@@ -18,6 +19,7 @@ class Sandbox:
         self.faults = Faults(config)
         self.rate = RateLimiter(config.rate_limit)
         self.in_flight = InFlight(config.max_in_flight)
+        self.requests = RequestLog()
 
     def _seeded_store(self) -> Store:
         store = Store()
@@ -31,5 +33,6 @@ class Sandbox:
         self.stats = Stats()
         self.faults = Faults(self.config)
         self.rate = RateLimiter(self.config.rate_limit)
+        self.requests = RequestLog()
         self.in_flight.limit = self.config.max_in_flight
         self.in_flight.peak = self.in_flight.current
