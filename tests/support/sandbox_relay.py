@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
@@ -10,14 +11,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import orjson
 import redis
 
-from cmrelay.dlq.store import DeadLetterQueue
+from cmrelay.dlq.entry import DlqEntry
+from cmrelay.dlq.store import DeadLetterQueue, DlqFilter
 from cmrelay.keys import Keys
+from cmrelay.redis_conn import connect
 from cmrelay.settings import Settings, load_settings
 from sandbox.config import SandboxConfig
 from sandbox.runner import SandboxServer
 from tests.ingest.conftest import ingest_settings, running
+from tests.support.events import envelope
 from tests.support.processes import FAST_ENGINE_ENV, WorkerProcesses, wait_for
 
 API_KEY, DATA_SOURCE = "e2e-sandbox-key", "ds_e2e_relay"
@@ -100,6 +105,83 @@ class SandboxRelay:
     def counter(self, name: str) -> int:
         return int(self.client.hget(self.keys.counters, name) or 0)
 
+    def push(self, *items: bytes) -> None:
+        """What the ingest does: LPUSH envelopes on the ingest list."""
+        self.client.lpush(self.keys.ingest_queue, *items)
+
+    def rules(self, *rules: dict[str, Any]) -> None:
+        """Replace the sandbox's targeted fault rules (none: clear them)."""
+        self.faults(rules=list(rules))
+
+    def requests(self, match: str | None = None, since: int = 0) -> list[dict[str, Any]]:
+        """Requests the sandbox answered (path, query or body containing `match`)."""
+        params: dict[str, Any] = {"since": since, **({"match": match} if match else {})}
+        url = f"{self.sandbox.control_url}/requests"
+        found: list[dict[str, Any]] = httpx.get(url, params=params, timeout=10).json()["requests"]
+        return found
+
+    def outcomes(self) -> Counter[tuple[str, str]]:
+        """(message_id, outcome) of every per-event log line of every worker, counted."""
+        seen: Counter[tuple[str, str]] = Counter()
+        for index in range(len(self.workers.procs)):
+            for line in self.workers.stderr_lines(index):
+                if line.startswith("{"):
+                    record = orjson.loads(line)
+                    if record.get("message_id") and record.get("outcome"):
+                        seen[(record["message_id"], record["outcome"])] += 1
+        return seen
+
+    def delivered_by_worker(self) -> Counter[int]:
+        """How many "delivered" event lines each worker process logged."""
+        counts: Counter[int] = Counter()
+        for index in range(len(self.workers.procs)):
+            for line in self.workers.stderr_lines(index):
+                if line.startswith("{") and orjson.loads(line).get("outcome") == "delivered":
+                    counts[index] += 1
+        return counts
+
+    def settled(self, entity: str) -> bool:
+        """Nothing pending, scheduled or leased for the entity."""
+        return (
+            self.client.llen(self.keys.mailbox(entity)) == 0
+            and self.client.zscore(self.keys.due, entity) is None
+            and self.client.exists(self.keys.lease(entity)) == 0
+        )
+
+    def wait_delivered(self, entity: str, message_ids: list[str], timeout: float = 20) -> None:
+        """Until a worker logged each message as delivered and the entity is settled."""
+
+        def done() -> bool:
+            outcomes = self.outcomes()
+            return all(outcomes[(m, "delivered")] for m in message_ids) and self.settled(entity)
+
+        try:
+            wait_for(done, timeout, f"{message_ids} delivered to {entity}")
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}\n{self.describe(entity)}") from None
+
+    def describe(self, entity: str) -> str:
+        """Everything known about an entity, for a failure message."""
+        external = entity.partition(":")[2]
+        calls = [(r["method"], r["path"], r["status"]) for r in self.requests(external)]
+        return (
+            f"calls={calls}\nmailbox={self.client.llen(self.keys.mailbox(entity))} "
+            f"due={self.client.zscore(self.keys.due, entity)} "
+            f"lease={self.client.get(self.keys.lease(entity))!r} "
+            f"pause={self.client.get(self.keys.pause)!r}\n{self.workers.logs()[-3000:]}"
+        )
+
+    def dead_letters(self, entity: str) -> list[DlqEntry]:
+        return self.dlq.list(DlqFilter(entity=entity))
+
+    def creates(self, external_id: str) -> int:
+        """Customer creates the sandbox answered with 201 for this external id."""
+        return sum(
+            1
+            for r in self.requests(external_id)
+            if (r["method"], r["path"], r["status"]) == ("POST", "/v1/customers", 201)
+        )
+
     def stop_sandbox(self) -> None:
         self.sandbox.stop()
 
@@ -108,6 +190,22 @@ class SandboxRelay:
         port = self.sandbox.port
         self.sandbox.stop()
         self.sandbox = SandboxServer(sandbox_config(api_key), port=port).start()
+
+
+def new_customer() -> tuple[str, str]:
+    """A fresh customer external id and its entity key."""
+    cid = f"c{uuid.uuid4().hex[:10]}"
+    return cid, f"customer:{cid}"
+
+
+def group_event(cid: str, traits: dict[str, Any] | None = None, **kwargs: Any) -> bytes:
+    """A Group call with no user: the customer alone, no contact."""
+    return envelope("group", group_id=cid, user_id=None, traits=traits, **kwargs)
+
+
+def message_id(raw: bytes) -> str:
+    """The messageId inside a queued envelope."""
+    return str(orjson.loads(raw)["event"]["messageId"])
 
 
 def relay_env(
@@ -128,7 +226,12 @@ def relay_env(
 
 @contextmanager
 def sandbox_relay(
-    redis_url: str, log_dir: Path, workers: int = 2, start: bool = True, **env: str
+    redis_url: str,
+    log_dir: Path,
+    workers: int = 2,
+    start: bool = True,
+    concurrency: int = 4,
+    **env: str,
 ) -> Iterator[SandboxRelay]:
     """Sandbox, ingest and `workers` Celery worker processes, stopped at the end."""
     config_file = log_dir / "relay.toml"
@@ -140,12 +243,12 @@ def sandbox_relay(
         url = stack.enter_context(
             running(ingest_settings(redis_url, key_prefix=settings.key_prefix))
         )
-        client = redis.Redis.from_url(redis_url)
+        client = connect(redis_url)
         stack.callback(client.close)
         procs = WorkerProcesses(full_env, log_dir)
         relay = SandboxRelay(sandbox, url, settings, client, procs)
         stack.callback(relay.stop_sandbox)  # the one running at the end (tests restart it)
         stack.callback(procs.stop)
         if start:
-            procs.start(workers)
+            procs.start(workers, concurrency)
         yield relay

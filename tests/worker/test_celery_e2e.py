@@ -1,158 +1,187 @@
-"""End to end with real Celery worker processes, real Redis and a real HTTP recorder."""
+"""End to end with real Celery worker processes, real Redis, the real API deliverer and the
+ChartMogul sandbox over HTTP: dedupe, coalescing, order, races, retries, pauses and the DLQ."""
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
 from cmrelay.dlq.entry import REASON_EXPIRED, REASON_PARTIAL, REASON_PERMANENT
-from tests.doubles.recording_deliverer import REJECT_TRAIT
+from tests.support.events import envelope
 from tests.support.processes import wait_for
-from tests.support.recorder_relay import Relay, company_event, message_id, new_entity, start_relay
+from tests.support.sandbox_relay import (
+    SandboxRelay,
+    group_event,
+    message_id,
+    new_customer,
+    sandbox_relay,
+)
 from worker.celery_app import create_celery_app, publish_deliveries
+
+RETRY_WINDOW = 3
 
 
 @pytest.fixture(scope="module")
-def relay(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Relay]:
-    yield from start_relay(redis_url, tmp_path_factory.mktemp("e2e"))
+def relay(redis_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[SandboxRelay]:
+    log_dir = tmp_path_factory.mktemp("e2e")
+    with sandbox_relay(redis_url, log_dir, RETRY_WINDOW=str(RETRY_WINDOW)) as relay:
+        cid, entity = new_customer()
+        warmup = group_event(cid)
+        relay.push(warmup)
+        relay.wait_delivered(entity, [message_id(warmup)], timeout=60)
+        yield relay
 
 
 @pytest.fixture(autouse=True)
-def _clean_rules(relay: Relay) -> Iterator[None]:
+def _clear_rules(relay: SandboxRelay) -> Iterator[None]:
     yield
-    relay.recorder.reset()
+    relay.rules()
 
 
-def test_same_message_id_twice_is_delivered_once(relay: Relay) -> None:
-    cid, entity = new_entity()
-    raw = company_event(cid, traits={"plan": "pro"})
+def custom(relay: SandboxRelay, cid: str) -> dict[str, Any]:
+    """The customer's custom attributes in the sandbox."""
+    found: dict[str, Any] = relay.customers(cid)[cid]["attributes"]["custom"]
+    return found
+
+
+def test_same_message_id_twice_is_delivered_once(relay: SandboxRelay) -> None:
+    cid, entity = new_customer()
+    raw = group_event(cid, {"plan": "pro"})
     duplicates_before = relay.counter("duplicate")
     relay.push(raw, raw)
     relay.wait_delivered(entity, [message_id(raw)])
     relay.push(raw)  # Segment retrying after our 2xx
     wait_for(lambda: relay.counter("duplicate") >= duplicates_before + 2, 10, "dedupe counted")
-    assert relay.recorder.applied[entity] == [message_id(raw)]
+    assert relay.outcomes()[(message_id(raw), "delivered")] == 1
+    assert relay.creates(cid) == 1 and custom(relay, cid)["plan"] == "pro"
 
 
-def test_a_burst_is_coalesced_into_one_delivery(relay: Relay) -> None:
-    cid, entity = new_entity()
-    burst = [company_event(cid, traits={"seq": i}) for i in range(20)]
+def test_a_burst_is_coalesced_into_one_delivery(relay: SandboxRelay) -> None:
+    cid, entity = new_customer()
+    burst = [group_event(cid, {"seq": i}) for i in range(20)]
     relay.push(*burst)
     relay.wait_delivered(entity, [message_id(r) for r in burst])
-    calls = relay.recorder.calls_for(entity)
-    assert [c.method for c in calls] == ["GET", "POST"]  # 2 calls for 20 events
-    assert relay.recorder.entities[entity]["seq"] == 19
+    calls = [(r["method"], r["path"]) for r in relay.requests(cid)]
+    assert calls == [("GET", "/v1/customers"), ("POST", "/v1/customers")]  # 2 calls, 20 events
+    assert custom(relay, cid)["seq"] == 19
 
 
-def test_an_older_event_arriving_later_never_overwrites_a_newer_value(relay: Relay) -> None:
-    cid, entity = new_entity()
-    newer = company_event(cid, traits={"name": "New"}, timestamp="2026-03-02T00:00:00Z")
+def test_an_older_event_arriving_later_never_overwrites_a_newer_value(
+    relay: SandboxRelay,
+) -> None:
+    cid, entity = new_customer()
+    newer = group_event(cid, {"name": "New"}, timestamp="2026-03-02T00:00:00Z")
     relay.push(newer)
     relay.wait_delivered(entity, [message_id(newer)])
-    older = company_event(
-        cid, traits={"name": "Old", "city": "Oslo"}, timestamp="2026-03-01T00:00:00Z"
-    )
+    older = group_event(cid, {"name": "Old", "city": "Oslo"}, timestamp="2026-03-01T00:00:00Z")
     relay.push(older)
     relay.wait_delivered(entity, [message_id(older)])
-    assert relay.recorder.entities[entity] == {
-        "company": {"id": cid}, "name": "New", "city": "Oslo",
-    }  # fmt: skip
+    customer = relay.customers(cid)[cid]
+    assert (customer["name"], customer["city"]) == ("New", "Oslo")
 
 
-def test_concurrent_deliveries_of_a_new_entity_create_it_once(relay: Relay) -> None:
-    cid, entity = new_entity()
-    relay.recorder.latency[entity] = 0.2  # every call slow: a wide window for a race
-    first = company_event(cid, traits={"n": 1})
+def test_concurrent_deliveries_of_a_new_customer_create_it_once(relay: SandboxRelay) -> None:
+    cid, entity = new_customer()
+    relay.rules({"match": cid, "latency": 0.2})  # every call slow: a wide window for a race
+    first = group_event(cid, {"n": 1})
     relay.push(first)
     # Ten deliver tasks at once, as a redelivery storm would publish them, to both workers.
     app = create_celery_app(relay.settings)
     publish_deliveries(app, [entity] * 10)
-    later = company_event(cid, traits={"n": 2})
+    later = group_event(cid, {"n": 2})
     relay.push(later)
     publish_deliveries(app, [entity] * 10)
     relay.wait_delivered(entity, [message_id(first), message_id(later)])
-    assert relay.recorder.creates[entity] == 1
-    assert all(c.status != 409 for c in relay.recorder.calls_for(entity))
-    assert relay.dead_letters(entity) == []
+    assert relay.creates(cid) == 1
+    assert all(r["status"] < 400 for r in relay.requests(cid))
+    assert relay.dead_letters(entity) == [] and custom(relay, cid)["n"] == 2
 
 
-def test_a_429_with_retry_after_holds_back_every_worker(relay: Relay) -> None:
-    entities = [new_entity() for _ in range(6)]
-    relay.recorder.fail(429, times=1, headers={"Retry-After": "2"})
-    events = [company_event(cid) for cid, _ in entities]
+def test_a_429_with_retry_after_holds_back_every_worker(relay: SandboxRelay) -> None:
+    since = relay.requests()[-1]["seq"]
+    customers = [new_customer() for _ in range(6)]
+    relay.rules({"status": 429, "times": 1, "retry_after": 2})
+    events = [group_event(cid) for cid, _ in customers]
     relay.push(*events)
-    for (_, entity), raw in zip(entities, events, strict=True):
+    for (_, entity), raw in zip(customers, events, strict=True):
         relay.wait_delivered(entity, [message_id(raw)])
-    calls = list(relay.recorder.iter_calls())
-    hit = next(c for c in calls if c.status == 429)
+    calls = relay.requests(since=since)
+    hit = next(c for c in calls if c["status"] == 429)
     # Margins: calls granted just before the 429 was seen may still land; 2 s is Retry-After.
-    quiet = [c for c in calls if hit.at + 0.3 < c.at < hit.at + 1.8]
+    quiet = [c for c in calls if hit["at"] + 0.3 < c["at"] < hit["at"] + 1.8]
     assert quiet == []  # nobody called while Retry-After ran, whichever worker they were on
 
 
-def test_an_outage_is_ridden_out_with_backoff_then_delivered(relay: Relay) -> None:
-    cid, entity = new_entity()
-    relay.recorder.fail(502, entity=entity, until=time.monotonic() + 1.0)
-    raw = company_event(cid)
+def test_an_outage_is_ridden_out_with_backoff_then_delivered(relay: SandboxRelay) -> None:
+    cid, entity = new_customer()
+    relay.rules({"match": cid, "status": 502, "seconds": 1.0})
+    raw = group_event(cid)
     relay.push(raw)
     relay.wait_delivered(entity, [message_id(raw)])
-    failed = [c for c in relay.recorder.calls_for(entity) if c.status == 502]
+    failed = [r for r in relay.requests(cid) if r["status"] == 502]
     assert len(failed) >= 3  # backed off and tried again, several times, within the window
-    assert relay.dead_letters(entity) == []
+    assert relay.dead_letters(entity) == [] and relay.creates(cid) == 1
 
 
-def test_an_outage_longer_than_the_retry_window_dead_letters(relay: Relay) -> None:
-    cid, entity = new_entity()
-    relay.recorder.fail(502, entity=entity)
-    raw = company_event(cid)
+def test_an_outage_longer_than_the_retry_window_dead_letters(relay: SandboxRelay) -> None:
+    cid, entity = new_customer()
+    relay.rules({"match": cid, "status": 502})
+    raw = group_event(cid)
     relay.push(raw)
     entry = wait_for(lambda: relay.dead_letters(entity), 20, "a dead letter")[0]
     assert entry.reason == REASON_EXPIRED and entry.message_ids == (message_id(raw),)
-    assert entry.attempts >= 2 and entry.last_attempt_at - entry.first_attempt_at >= 3
+    assert entry.attempts >= 2 and entry.last_attempt_at - entry.first_attempt_at >= RETRY_WINDOW
     wait_for(lambda: relay.settled(entity), 5, "the mailbox drained")
 
 
-def test_a_permanent_error_dead_letters_at_once_and_replay_delivers_once(relay: Relay) -> None:
-    cid, entity = new_entity()
-    rule = relay.recorder.fail(400, entity=entity, method="POST")
-    raw = company_event(cid, traits={"plan": "pro"})
+def test_a_permanent_error_dead_letters_at_once_and_replay_delivers_once(
+    relay: SandboxRelay,
+) -> None:
+    cid, entity = new_customer()
+    relay.rules({"match": cid, "method": "POST", "status": 400})
+    raw = group_event(cid, {"plan": "pro"})
     relay.push(raw)
     entry = wait_for(lambda: relay.dead_letters(entity), 15, "a dead letter")[0]
     assert entry.reason == REASON_PERMANENT and entry.attempts == 1
-    assert entry.planned_operations[0]["attributes"]["plan"] == "pro"
-    rule.times = 0  # the operator fixed the cause
+    assert entry.status_code == 400 and relay.customers(cid) == {}
+    relay.rules()  # the operator fixed the cause
     assert relay.dlq.replay([entry.id, entry.id]) == [entry.id]
     assert relay.dlq.replay([entry.id]) == []
-    relay.wait_delivered(entity, [message_id(raw)])
-    assert relay.recorder.applied[entity] == [message_id(raw)]
+    wait_for(lambda: relay.customers(cid), 15, "the replayed create")
+    wait_for(lambda: relay.settled(entity), 5, "the mailbox drained")
+    assert relay.creates(cid) == 1 and custom(relay, cid)["plan"] == "pro"
 
 
-def test_one_rejected_event_is_dead_lettered_alone(relay: Relay) -> None:
-    cid, entity = new_entity()
-    good = company_event(cid, traits={"ok": True})
-    bad = company_event(cid, traits={REJECT_TRAIT: True})
+def test_one_refused_contact_is_dead_lettered_alone(relay: SandboxRelay) -> None:
+    cid, entity = new_customer()
+    good_user, bad_user = f"good-{cid}", f"bad-{cid}"
+    relay.rules({"match": f'"{bad_user}"', "method": "POST", "status": 422})
+    good = envelope(user_id=good_user, traits={"email": "g@x.test", "company": {"id": cid}})
+    bad = envelope(user_id=bad_user, traits={"email": "b@x.test", "company": {"id": cid}})
     relay.push(good, bad)
     relay.wait_delivered(entity, [message_id(good)])
     (entry,) = relay.dead_letters(entity)
     assert entry.reason == REASON_PARTIAL and entry.message_ids == (message_id(bad),)
+    contacts = {c["external_id"] for c in relay.contacts_of(cid)}
+    assert contacts == {good_user}
 
 
-def test_a_401_pauses_everyone_and_a_probe_resumes(relay: Relay) -> None:
-    (cid_a, a), (cid_b, b) = new_entity(), new_entity()
-    rule = relay.recorder.fail(401)
-    first = company_event(cid_a)
+def test_a_401_pauses_everyone_and_a_probe_resumes(relay: SandboxRelay) -> None:
+    (cid_a, a), (cid_b, b) = new_customer(), new_customer()
+    relay.rules({"status": 401})
+    first = group_event(cid_a)
     relay.push(first)
     wait_for(lambda: relay.client.get(relay.keys.pause), 15, "the pause")
-    second = company_event(cid_b)
+    second = group_event(cid_b)
     relay.push(second)
-    pings = lambda: [c for c in relay.recorder.iter_calls() if c.path == "/ping"]  # noqa: E731
-    seen = len(pings())
-    wait_for(lambda: len(pings()) >= seen + 3, 15, "probes while paused")
-    assert relay.recorder.calls_for(b) == []  # no delivery calls while paused
+    probes = lambda: relay.requests("/v1/data_sources/")  # noqa: E731
+    seen = len(probes())
+    wait_for(lambda: len(probes()) >= seen + 3, 15, "probes while paused")
+    assert relay.requests(cid_b) == []  # no delivery calls while paused
     assert relay.client.llen(relay.keys.mailbox(a)) == 1  # events kept
-    rule.times = 0
+    relay.rules()
     relay.wait_delivered(a, [message_id(first)])
     relay.wait_delivered(b, [message_id(second)])
     assert relay.client.get(relay.keys.pause) is None
