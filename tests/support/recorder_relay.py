@@ -17,6 +17,7 @@ from cmrelay.settings import Settings, load_settings
 from tests.doubles.recorder import Recorder
 from tests.support.events import envelope
 from tests.support.processes import FAST_ENGINE_ENV, WorkerProcesses, wait_for
+from tests.support.relay_state import entity_state, settled
 
 
 @dataclass
@@ -36,11 +37,7 @@ class Relay:
 
     def settled(self, entity: str) -> bool:
         """Nothing pending or scheduled for the entity."""
-        return (
-            self.client.llen(self.keys.mailbox(entity)) == 0
-            and self.client.zscore(self.keys.due, entity) is None
-            and self.client.exists(self.keys.lease(entity)) == 0
-        )
+        return settled(self.client, self.keys, entity)
 
     def wait_delivered(self, entity: str, message_ids: list[str], timeout: float = 20) -> None:
         try:
@@ -58,15 +55,9 @@ class Relay:
     def describe(self, entity: str) -> str:
         """Everything known about an entity, for a failure message."""
         calls = [(c.method, c.path, c.status) for c in self.recorder.calls_for(entity)]
-        return (
-            f"calls={calls}\napplied={self.recorder.applied.get(entity)}\n"
-            f"mailbox={self.client.llen(self.keys.mailbox(entity))} "
-            f"due={self.client.zscore(self.keys.due, entity)} "
-            f"lease={self.client.get(self.keys.lease(entity))} "
-            f"retry={self.client.hgetall(self.keys.retry_state(entity))} "
-            f"pause={self.client.get(self.keys.pause)} now={self.client.time()}\n"
-            f"{self.workers.logs()[-3000:]}"
-        )
+        state = entity_state(self.client, self.keys, entity)
+        applied = self.recorder.applied.get(entity)
+        return f"calls={calls}\napplied={applied}\n{state}\n{self.workers.logs()[-3000:]}"
 
     def dead_letters(self, entity: str) -> list[DlqEntry]:
         return self.dlq.list(DlqFilter(entity=entity))

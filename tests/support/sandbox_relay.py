@@ -24,6 +24,7 @@ from sandbox.runner import SandboxServer
 from tests.ingest.conftest import ingest_settings, running
 from tests.support.events import envelope
 from tests.support.processes import FAST_ENGINE_ENV, WorkerProcesses, wait_for
+from tests.support.relay_state import entity_state, settled
 
 API_KEY, DATA_SOURCE = "e2e-sandbox-key", "ds_e2e_relay"
 WEBHOOK_TOKEN = "e2e-webhook-token"
@@ -142,11 +143,7 @@ class SandboxRelay:
 
     def settled(self, entity: str) -> bool:
         """Nothing pending, scheduled or leased for the entity."""
-        return (
-            self.client.llen(self.keys.mailbox(entity)) == 0
-            and self.client.zscore(self.keys.due, entity) is None
-            and self.client.exists(self.keys.lease(entity)) == 0
-        )
+        return settled(self.client, self.keys, entity)
 
     def wait_delivered(self, entity: str, message_ids: list[str], timeout: float = 20) -> None:
         """Until a worker logged each message as delivered and the entity is settled."""
@@ -164,12 +161,8 @@ class SandboxRelay:
         """Everything known about an entity, for a failure message."""
         external = entity.partition(":")[2]
         calls = [(r["method"], r["path"], r["status"]) for r in self.requests(external)]
-        return (
-            f"calls={calls}\nmailbox={self.client.llen(self.keys.mailbox(entity))} "
-            f"due={self.client.zscore(self.keys.due, entity)} "
-            f"lease={self.client.get(self.keys.lease(entity))!r} "
-            f"pause={self.client.get(self.keys.pause)!r}\n{self.workers.logs()[-3000:]}"
-        )
+        state = entity_state(self.client, self.keys, entity)
+        return f"calls={calls}\n{state}\n{self.workers.logs()[-3000:]}"
 
     def dead_letters(self, entity: str) -> list[DlqEntry]:
         return self.dlq.list(DlqFilter(entity=entity))
