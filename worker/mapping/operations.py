@@ -5,7 +5,7 @@ Used by `cmrelay map` to show what an event would do; the workers deliver from t
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from worker.mapping.model import ContactFields, CustomAttribute, CustomerFields, EventPlan
@@ -14,7 +14,8 @@ from worker.mapping.types import parse_timestamp
 Operation = dict[str, Any]
 
 
-def _attrs(custom: Mapping[str, CustomAttribute]) -> list[dict[str, Any]]:
+def typed_attributes(custom: Mapping[str, CustomAttribute]) -> list[dict[str, Any]]:
+    """Custom attributes as ChartMogul's typed list of {key, type, value}."""
     return [{"key": a.key, "type": a.type, "value": a.value} for a in custom.values()]
 
 
@@ -22,36 +23,37 @@ def _values(custom: Mapping[str, CustomAttribute]) -> dict[str, Any]:
     return {key: attr.value for key, attr in custom.items()}
 
 
-def plan_operations(plan: EventPlan, customer_external_id: str) -> list[Operation]:
-    """What the plan would write, not knowing what ChartMogul already holds."""
-    ops: list[Operation] = []
-    customer = plan.customer or CustomerFields(customer_external_id)
-    ops.append(
-        {
-            "op": "upsert_customer",
-            "external_id": customer.external_id,
-            "standard": dict(customer.standard),
-        }
-    )
-    if customer.custom:
+def upsert_operations(
+    external_id: str,
+    standard: Mapping[str, Any],
+    custom: Mapping[str, CustomAttribute],
+    contacts: Iterable[ContactFields],
+) -> list[Operation]:
+    """The one vocabulary of writes, shared by `cmrelay map` and the DLQ's planned operations."""
+    ops: list[Operation] = [
+        {"op": "upsert_customer", "external_id": external_id, "standard": dict(standard)}
+    ]
+    if custom:
         ops.append(
             {
                 "op": "set_custom_attributes",
-                "customer": customer.external_id,
-                "attributes": _attrs(customer.custom),
+                "customer": external_id,
+                "attributes": typed_attributes(custom),
             }
         )
-    if plan.contact is not None:
-        ops.append(
-            {
-                "op": "upsert_contact",
-                "customer": customer.external_id,
-                "external_id": plan.contact.external_id,
-                "standard": dict(plan.contact.standard),
-                "custom": _values(plan.contact.custom),
-            }
-        )
+    ops += [
+        {"op": "upsert_contact", "customer": external_id, "external_id": contact.external_id,
+         "standard": dict(contact.standard), "custom": _values(contact.custom)}
+        for contact in contacts
+    ]  # fmt: skip
     return ops
+
+
+def plan_operations(plan: EventPlan, customer_external_id: str) -> list[Operation]:
+    """What the plan would write, not knowing what ChartMogul already holds."""
+    customer = plan.customer or CustomerFields(customer_external_id)
+    contacts = [] if plan.contact is None else [plan.contact]
+    return upsert_operations(customer.external_id, customer.standard, customer.custom, contacts)
 
 
 def same_value(current: Any, wanted: Any) -> bool:
@@ -90,7 +92,7 @@ def diff_operations(
                 "op": "create_customer",
                 "external_id": fields.external_id,
                 "standard": dict(fields.standard),
-                "attributes": _attrs(fields.custom),
+                "attributes": typed_attributes(fields.custom),
             }
         ]
         if plan.contact is not None:
@@ -104,7 +106,9 @@ def diff_operations(
     existing = (customer.get("attributes") or {}).get("custom") or {}
     new = {k: a for k, a in fields.custom.items() if k not in existing}
     if new:
-        ops.append({"op": "add_custom_attributes", "uuid": uuid, "attributes": _attrs(new)})
+        ops.append(
+            {"op": "add_custom_attributes", "uuid": uuid, "attributes": typed_attributes(new)}
+        )
     updated = _changes(existing, {k: a.value for k, a in fields.custom.items() if k in existing})
     if updated:
         ops.append({"op": "update_custom_attributes", "uuid": uuid, "changes": updated})

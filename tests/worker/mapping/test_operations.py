@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from worker.delivery.api.record import planned
+from worker.mapping import MappingPolicy, merge_events, plan_event
 from worker.mapping.model import ContactFields, CustomAttribute, CustomerFields, EventPlan
 from worker.mapping.operations import diff_operations, plan_operations, same_value
 
@@ -94,3 +96,20 @@ def test_same_value_understands_numbers_and_timestamps() -> None:
     assert same_value("2024-01-01T00:00:00Z", "2024-01-01T00:00:00.000Z")
     assert not same_value(True, 1)
     assert not same_value("a", "b")
+
+
+def test_the_dlq_plan_and_cmrelay_map_speak_one_vocabulary() -> None:
+    event = {
+        "type": "identify", "userId": "u1", "messageId": "m1",
+        "timestamp": "2026-01-01T00:00:00Z",
+        "traits": {"email": "a@x.test", "plan": "pro", "company": {"id": "acme", "seats": 3}},
+    }  # fmt: skip
+    policy = MappingPolicy()
+    from_map = plan_operations(plan_event(event, "acme", policy), "acme")
+    from_dlq = planned(merge_events("acme", [event], {}, policy))
+    assert from_dlq == from_map
+    assert [op["op"] for op in from_dlq] == [
+        "upsert_customer",
+        "set_custom_attributes",
+        "upsert_contact",
+    ]

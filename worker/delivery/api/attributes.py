@@ -14,10 +14,11 @@ from typing import Any
 from cmrelay.errors import PermanentDeliveryError
 from worker.delivery.api.cache import RelayCache
 from worker.delivery.api.client import ChartMogulClient
-from worker.delivery.api.record import DeliveryRecord, attrs, op
+from worker.delivery.api.record import DeliveryRecord, op
 from worker.delivery.api.refusal import attribute_refusal
 from worker.delivery.api.writes import real_types, write_attributes
 from worker.mapping import AttrType, CustomAttribute, CustomerDelta, Dropped, coerce
+from worker.mapping.operations import typed_attributes
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +84,9 @@ def write_custom(
         if added.written:
             cache.learn({a.key: a.type for a in added.written})
             by_key = {a.key: a for a in added.written}
-            run.ops.append(op("add_custom_attributes", uuid=uuid, attributes=attrs(by_key)))
+            run.ops.append(
+                op("add_custom_attributes", uuid=uuid, attributes=typed_attributes(by_key))
+            )
     if existing:
         updated = write_attributes(
             lambda batch: client.update_custom_attributes(uuid, {a.key: a.value for a in batch}),

@@ -18,7 +18,6 @@ from worker.delivery.api.client import ChartMogulClient, discard_process_client,
 from worker.delivery.api.record import (
     DeliveryRecord,
     Operation,
-    attrs,
     holds,
     match_contact,
     op,
@@ -32,7 +31,7 @@ from worker.mapping import (
     MappingPolicy,
     merge_events,
 )
-from worker.mapping.operations import same_value
+from worker.mapping.operations import same_value, typed_attributes
 from worker.mapping.routing import contact_key
 
 log = logging.getLogger(__name__)
@@ -165,7 +164,7 @@ class ApiDeliverer:
                         "create_customer",
                         external_id=delta.external_id,
                         standard=dict(delta.standard),
-                        custom=[] if without_custom else attrs(custom),
+                        custom=[] if without_custom else typed_attributes(custom),
                     )
                 )
                 if without_custom:  # attributes refused: written below as on a found customer

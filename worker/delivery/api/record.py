@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from worker.mapping import ContactFields, CustomAttribute, CustomerDelta, Dropped
+from worker.mapping.operations import upsert_operations
 
 Operation = dict[str, Any]
 
@@ -23,24 +24,11 @@ class DeliveryRecord:
         self.dropped.update((item.field, item) for item in items)
 
 
-def attrs(custom: Mapping[str, CustomAttribute]) -> list[dict[str, Any]]:
-    """Custom attributes as ChartMogul's typed list."""
-    return [{"key": a.key, "type": a.type, "value": a.value} for a in custom.values()]
-
-
 def planned(delta: CustomerDelta) -> list[Operation]:
     """The net change as upserts (pure): what a delivery of `delta` would write."""
-    ops: list[Operation] = [
-        {"op": "upsert_customer", "external_id": delta.external_id,
-         "standard": dict(delta.standard), "custom": attrs(delta.custom)},
-    ]  # fmt: skip
-    for uid, contact in delta.contacts.items():
-        ops.append(
-            {"op": "upsert_contact", "customer": delta.external_id, "external_id": uid,
-             "standard": dict(contact.standard),
-             "custom": {k: a.value for k, a in contact.custom.items()}}
-        )  # fmt: skip
-    return ops
+    return upsert_operations(
+        delta.external_id, delta.standard, delta.custom, delta.contacts.values()
+    )
 
 
 def holds(created: Mapping[str, Any], custom: Mapping[str, CustomAttribute]) -> bool:
