@@ -1,15 +1,16 @@
-"""Delivery benchmark: the relay against the ChartMogul sandbox (40 req/s limit on), next to a
-naive baseline (one Celery task per event, bench/naive.py) measured in the same run.
+"""Delivery benchmark: ChartMogul calls per event on traces shaped like real workspaces, for the
+relay, the relay with its confirmed-state record off, and a naive baseline (one Celery task per
+event, bench/naive.py), against the ChartMogul sandbox with its 40 req/s limit on.
 
-    python bench/delivery.py [--events N] [--mix customers=200,users_per_customer=3,...]
-                             [--latencies 0,0.05] [--latency-events N] [--skip-naive]
+    python bench/delivery.py [--scale 1.0] [--pace 200] [--latencies 0] [--latency-events N]
+                             [--naive-events N] [--skip-naive] [--systems relay,record-off]
 
-For each sandbox latency and each trace ((a) all-new customers, (b) a realistic trace of users
-re-identified many times and groups updated often): the events are queued through the real
-ingest as fast as it takes them (a backlog), real workers (2 x 4 threads, production settings)
-deliver them, and the run ends when every event is delivered. Then end-to-end latency at low
-load: one event at a time, ingest -> visible in the sandbox. Loopback only; every phase is
-bounded in events and seconds. Prints tables.
+Traces (bench/traces.py): repeats (creation, then 3 rounds that change nothing), all-new
+customers, a new contact on each known customer, a migration (every customer already in
+ChartMogul, the relay cold) and a realistic day (mostly unchanged repeats). Events go through the
+real ingest at a steady pace (--pace events/s, customers' events spread out), real workers
+(2 x 4 threads, production settings) deliver them, and each phase is settled before the next.
+Loopback only; every phase is bounded in events and seconds. Prints tables.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,8 +35,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import machine  # noqa: E402
+from bench.traces import (  # noqa: E402
+    Trace,
+    all_new,
+    backlog,
+    migration,
+    new_contacts,
+    realistic,
+    repeats,
+)
 from tests.faults.pipeline import AUTH, Pipeline  # noqa: E402
-from tests.faults.stream import Mix, Stream, all_new, generate, group_event  # noqa: E402
+from tests.faults.stream import group_event  # noqa: E402
 from tests.faults.targets import API_KEY, DATA_SOURCE, SandboxTarget  # noqa: E402
 from tests.support.processes import wait_for  # noqa: E402
 
@@ -61,13 +72,12 @@ class Row:
     busy_share: float = 0.0  # accepted calls/s over 40 while calls were being made
 
     def line(self) -> str:
-        rate = self.events / self.seconds
-        # Only calls ChartMogul accepted count as use of the ceiling; 429s are waste.
-        share = (self.calls - self.status.get("429", 0)) / (self.seconds * CEILING)
+        per_event = self.calls / self.events if self.events else 0.0
+        ceiling = f"{CEILING / per_event:,.0f}" if per_event else "unbounded"
         return (
             f"| {self.latency * 1000:.0f} ms | {self.trace} | {self.system} | {self.events:,} "
-            f"| {self.seconds:.1f} | {rate:,.1f} | {self.calls / self.events:.2f} "
-            f"| {share:.0%} | {self.busy_share:.0%} | {self.status.get('429', 0)} |"
+            f"| {self.calls:,} | {per_event:.3f} | {ceiling} | {self.busy_share:.0%} "
+            f"| {self.status.get('429', 0)} |"
         )
 
 
@@ -106,36 +116,53 @@ def sandbox_calls(target: SandboxTarget) -> tuple[int, dict[str, int]]:
     return int(stats["total"]), {str(k): int(v) for k, v in stats["by_status"].items()}
 
 
-def run_relay(tmp: Path, latency: float, trace: str, stream: Stream, timeout: float) -> Row:
-    """Queue the stream through the ingest, let 2 workers deliver it; time until all delivered."""
+def run_relay(
+    tmp: Path, latency: float, trace: Trace, system: str, *, pace: float, timeout: float
+) -> Row:
+    """Send the trace phase by phase through the ingest; count calls of the measured phases."""
     target = SandboxTarget(latency)
-    pipe = Pipeline(tmp, target, workers=2, concurrency=4, **PRODUCTION_ENV)
+    env = {**PRODUCTION_ENV, **({"CONFIRMED_STATE_TTL": "0"} if system == "record off" else {})}
+    pipe = Pipeline(tmp, target, workers=2, concurrency=4, **env)
     try:
         wait_for(lambda: pipe.worker_ready(0) and pipe.worker_ready(1), 60, "workers")
-        base, _ = sandbox_calls(target)
-        sampler = CallSampler(target)
-        started = time.monotonic()
-        pipe.send(stream.sent, batch=100, deadline=timeout)
-        unique = len(stream.unique)
-
-        def done() -> bool:
-            c = pipe.counters()
-            return c.get("delivered", 0) + c.get("dead_lettered", 0) >= unique and pipe.idle()
-
-        wait_for(done, timeout, f"relay to deliver {unique} events", every=0.2)
-        seconds = time.monotonic() - started
-        total, status = sandbox_calls(target)
+        calls, status, seconds, events, settled = 0, Counter[str](), 0.0, 0, 0
+        sampler: CallSampler | None = None
+        for phase in trace.phases:
+            if phase.cold:
+                forget_everything(pipe)
+            base, base_status = sandbox_calls(target)
+            if phase.measured and sampler is None:
+                sampler = CallSampler(target)
+            started = time.monotonic()
+            batch = 100 if phase.backlog else 20
+            gap = 0.0 if phase.backlog else batch / pace
+            pipe.send(phase.events, batch=batch, deadline=timeout, pace=gap)
+            settled += len(phase.events)
+            pipe.settle(timeout, settled)
+            total, after = sandbox_calls(target)
+            if phase.measured:
+                seconds += time.monotonic() - started
+                events += len(phase.events)
+                calls += total - base
+                status.update({k: v - base_status.get(k, 0) for k, v in after.items()})
         dead = pipe.counters().get("dead_lettered", 0)
         if dead:
             print(f"  warning: {dead} events dead-lettered", flush=True)
-        row = Row(latency, trace, "relay", unique, seconds, total - base, status)
-        row.busy_share = sampler.busy_share()
+        row = Row(latency, trace.name, system, events, seconds, calls, dict(status))
+        row.busy_share = sampler.busy_share() if sampler else 0.0
         return row
     finally:
         pipe.close()
 
 
-def run_naive(tmp: Path, latency: float, trace: str, stream: Stream, timeout: float) -> Row:
+def forget_everything(pipe: Pipeline) -> None:
+    """A fresh install: every key of the relay gone (Celery's broker keys stay)."""
+    keys = list(pipe.client.scan_iter(match=f"{pipe.keys.prefix}:*", count=1000))
+    for start in range(0, len(keys), 1000):
+        pipe.client.delete(*keys[start : start + 1000])
+
+
+def run_naive(tmp: Path, latency: float, trace: Trace, limit: int, timeout: float) -> Row:
     """One Celery task per event (bench/naive.py), 2 worker processes x 4 threads."""
     from cmrelay.redis_server import PrivateRedis
 
@@ -159,18 +186,17 @@ def run_naive(tmp: Path, latency: float, trace: str, stream: Stream, timeout: fl
         import naive
 
         naive.app.conf.broker_url = server.url
-        events = list(stream.unique.values())
+        for phase in trace.phases:
+            if not phase.measured:  # what the relay saw before: the naive one sees it too
+                deliver_all(naive, client, phase.events, timeout)
+        events = trace.measured[:limit]
         base, _ = sandbox_calls(target)
         sampler = CallSampler(target)
         started = time.monotonic()
-        with naive.app.connection_for_write() as conn:
-            for event in events:
-                naive.deliver_event.apply_async((event,), connection=conn)
-        wait_for(lambda: int(client.get(naive.DONE_KEY) or 0) >= len(events), timeout,
-                 "naive baseline to finish", every=0.2)  # fmt: skip
+        deliver_all(naive, client, events, timeout)
         seconds = time.monotonic() - started
         total, status = sandbox_calls(target)
-        row = Row(latency, trace, "naive", len(events), seconds, total - base, status)
+        row = Row(latency, trace.name, "naive", len(events), seconds, total - base, status)
         row.busy_share = sampler.busy_share()
         return row
     finally:
@@ -185,6 +211,16 @@ def run_naive(tmp: Path, latency: float, trace: str, stream: Stream, timeout: fl
         client.close()
         server.cleanup()
         target.stop()
+
+
+def deliver_all(naive: Any, client: redis.Redis, events: list[Any], timeout: float) -> None:
+    """Queue one naive task per event and wait until all are done."""
+    goal = int(client.get(naive.DONE_KEY) or 0) + len(events)  # type: ignore[arg-type]
+    with naive.app.connection_for_write() as conn:
+        for event in events:
+            naive.deliver_event.apply_async((event,), connection=conn)
+    wait_for(lambda: int(client.get(naive.DONE_KEY) or 0) >= goal, timeout,  # type: ignore[arg-type]
+             "naive baseline to finish", every=0.2)  # fmt: skip
 
 
 def end_to_end(tmp: Path, latency: float, count: int) -> list[float]:
@@ -228,45 +264,48 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
 
 
+def traces(scale: float) -> list[Trace]:
+    """The default traces, `scale` times their default size."""
+    n = lambda count: max(4, int(count * scale))  # noqa: E731
+    return [
+        backlog(n(2000)),
+        repeats(n(200), users=2),
+        all_new(n(600)),
+        new_contacts(n(300)),
+        migration(n(200), users=2),
+        realistic(n(150), users=3, events=n(3000)),
+    ]
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000, help="events per relay phase")
-    parser.add_argument("--naive-events", type=int, default=2_000, help="events per naive phase")
-    parser.add_argument("--new-events", type=int, default=2_000, help="events of the all-new trace")
-    parser.add_argument(
-        "--mix",
-        default="customers=1000,users_per_customer=5,group_share=0.3",
-        help="realistic trace shape (tests/faults/stream.py Mix fields)",
-    )
-    parser.add_argument("--latencies", default="0,0.05", help="sandbox latencies, seconds")
-    parser.add_argument("--latency-events", type=int, default=100, help="end-to-end samples")
+    parser.add_argument("--scale", type=float, default=1.0, help="trace sizes x this")
+    parser.add_argument("--pace", type=float, default=200, help="events/s sent to the ingest")
+    parser.add_argument("--systems", default="relay,record off", help="relay variants to run")
+    parser.add_argument("--naive-events", type=int, default=300, help="events per naive phase")
+    parser.add_argument("--latencies", default="0", help="sandbox latencies, seconds")
+    parser.add_argument("--latency-events", type=int, default=50, help="end-to-end samples")
     parser.add_argument("--skip-naive", action="store_true")
-    parser.add_argument("--timeout", type=float, default=7200, help="bound per phase, seconds")
+    parser.add_argument("--timeout", type=float, default=1800, help="bound per phase, seconds")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     rows: list[Row] = []
+    systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     for latency in (float(x) for x in args.latencies.split(",")):
-        traces = {
-            "all-new": (all_new(args.new_events, prefix="new"), all_new(
-                min(args.new_events, args.naive_events), prefix="new")),
-            "realistic": (
-                generate(Mix.parse(args.mix, events=args.events, duplicate_share=0,
-                                   disorder_share=0, prefix="r")),
-                generate(Mix.parse(args.mix, events=args.naive_events, duplicate_share=0,
-                                   disorder_share=0, prefix="r")),
-            ),
-        }  # fmt: skip
-        for name, (relay_stream, naive_stream) in traces.items():
-            with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
-                rows.append(run_relay(Path(tmp), latency, name, relay_stream, args.timeout))
-                print(rows[-1].line(), flush=True)
+        for trace in traces(args.scale):
+            for system in systems:
+                with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
+                    rows.append(run_relay(Path(tmp), latency, trace, system, pace=args.pace,
+                                          timeout=args.timeout))  # fmt: skip
+                    print(rows[-1].line(), flush=True)
             if not args.skip_naive:
                 with tempfile.TemporaryDirectory(prefix="bench-naive-") as tmp:
-                    rows.append(run_naive(Path(tmp), latency, name, naive_stream, args.timeout))
+                    rows.append(run_naive(Path(tmp), latency, trace, args.naive_events,
+                                          args.timeout))  # fmt: skip
                     print(rows[-1].line(), flush=True)
-    print("\n| sandbox latency | trace | system | events | seconds | events/s | calls/event "
-          "| share of 40 req/s, whole phase | while calls are made | 429s |")  # fmt: skip
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("\n| sandbox latency | trace | system | events | calls | calls/event "
+          "| events/s at 40 req/s | share of 40 req/s while calls are made | 429s |")  # fmt: skip
+    print("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         print(row.line())
     if not args.latency_events:

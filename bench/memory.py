@@ -87,7 +87,7 @@ def run(pipe: Pipeline, args: argparse.Namespace) -> int:
     failure: list[BaseException] = []
 
     def delivered() -> int:
-        return pipe.counters().get("delivered", 0)
+        return pipe.counters().get("delivered", 0) + pipe.counters().get("unchanged", 0)
 
     def sender() -> None:
         try:

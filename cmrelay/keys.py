@@ -82,6 +82,20 @@ class Keys:
         """HASH external id -> ChartMogul uuid (customer or contact); no TTL, uuids are stable."""
         return f"{self.prefix}:uuid:{kind}"
 
+    def confirmed(self, customer_external_id: str) -> str:
+        """STRING (JSON) what ChartMogul confirmed holding for a customer and its contacts;
+        TTL CONFIRMED_STATE_TTL. Dropped on a 404, a merge, a replay and by `cmrelay resync`."""
+        return f"{self.prefix}:held:{customer_external_id}"
+
+    @property
+    def create_mode(self) -> str:
+        """STRING score: creates that met an existing customer lately (lookup-first above 3)."""
+        return f"{self.prefix}:createmode"
+
+    def unstored_logged(self, name: str) -> str:
+        """STRING with a 1 h TTL: a field ChartMogul did not keep was logged within the hour."""
+        return f"{self.prefix}:unstored:{name}"
+
     @property
     def custom_attr_types(self) -> str:
         """HASH custom attribute key -> ChartMogul type, learned from the account."""

@@ -59,6 +59,7 @@ _DELIVERY_OUTCOMES = {
     "delivered": "delivered",
     "dead_lettered": "dead_lettered",
     "skipped_at_delivery": "skipped",
+    "unchanged": "unchanged",
 }
 
 

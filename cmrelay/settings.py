@@ -180,6 +180,12 @@ class Settings:
     heartbeat_ttl: float = 30.0
     # "module:factory" building the Deliverer; empty = the built-in one for DELIVERY_MODE.
     deliverer: str = ""
+    # How long the record of what ChartMogul confirmed is trusted (0: off, every event is
+    # sent). Bounded so that edits made in ChartMogul's UI cannot keep the relay wrong forever.
+    confirmed_state_ttl: float = 3 * 86_400.0
+    # The `source` ChartMogul shows next to custom attributes the relay creates (empty: its
+    # default, "API").
+    attribute_source: str = "Segment"
 
     @property
     def broker_url(self) -> str:
@@ -248,6 +254,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "PAUSE_PROBE_INTERVAL": ("pause_probe_interval", _positive_float, False),
     "WORKER_HEARTBEAT_TTL": ("heartbeat_ttl", _positive_float, False),
     "CMRELAY_DELIVERER": ("deliverer", str.strip, False),
+    "CONFIRMED_STATE_TTL": ("confirmed_state_ttl", _non_negative_float, False),
+    "CUSTOM_ATTRIBUTE_SOURCE": ("attribute_source", str.strip, False),
 }
 
 CONFIG_FILE_ENV = "CMRELAY_CONFIG"

@@ -14,7 +14,7 @@ from cmrelay.dlq.entry import STATUS_DEAD, DlqEntry
 from cmrelay.dlq.scan import stats_rows, walk_index
 from cmrelay.dlq.stats import summarize
 from cmrelay.envelope import Envelope
-from cmrelay.keys import Keys
+from cmrelay.keys import Keys, entity_external_id
 from cmrelay.lua import Scripts
 from cmrelay.redis_conn import connect
 from cmrelay.settings import Settings
@@ -97,6 +97,8 @@ class DeadLetterQueue:
             ]
             if self.scripts.dlq_replay(entry_id, flagged):
                 done.append(entry_id)
+                # A replay re-reads ChartMogul: whatever failed may have left it half-written.
+                self.client.delete(self.keys.confirmed(entity_external_id(entry.entity)))
         return done
 
     def purge(self, ids: Iterable[str] = (), older_than: float | None = None) -> int:

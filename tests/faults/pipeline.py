@@ -207,7 +207,11 @@ class Pipeline:
 
         def done() -> bool:
             c = self.counters()
-            return self.idle() and c.get("delivered", 0) + c.get("dead_lettered", 0) >= unique
+            return (
+                self.idle()
+                and c.get("delivered", 0) + c.get("unchanged", 0) + c.get("dead_lettered", 0)
+                >= unique
+            )
 
         try:
             wait_for(done, timeout, "the relay to settle", every=0.2)

@@ -52,7 +52,7 @@ def summarise(
 ) -> Summary:  # fmt: skip
     """Counters + state check -> the row (lost = unique events neither delivered nor dead)."""
     c = pipe.counters()
-    delivered, dead = c.get("delivered", 0), c.get("dead_lettered", 0)
+    delivered, dead = c.get("delivered", 0) + c.get("unchanged", 0), c.get("dead_lettered", 0)
     answers = pipe.target.calls()
     shown = ", ".join(f"{k}: {v}" for k, v in sorted(answers.items()))
     return Summary(

@@ -146,11 +146,15 @@ class SandboxRelay:
         return settled(self.client, self.keys, entity)
 
     def wait_delivered(self, entity: str, message_ids: list[str], timeout: float = 20) -> None:
-        """Until a worker logged each message as delivered and the entity is settled."""
+        """Until a worker logged each message as delivered (or unchanged) and the entity is
+        settled."""
 
         def done() -> bool:
             outcomes = self.outcomes()
-            return all(outcomes[(m, "delivered")] for m in message_ids) and self.settled(entity)
+            done = all(
+                outcomes[(m, "delivered")] or outcomes[(m, "unchanged")] for m in message_ids
+            )
+            return done and self.settled(entity)
 
         try:
             wait_for(done, timeout, f"{message_ids} delivered to {entity}")

@@ -13,12 +13,13 @@ from cmrelay.errors import DeliveryError
 from cmrelay.settings import Settings
 from worker.mapping import MappingPolicy
 
-EventStatus = Literal["delivered", "skipped", "failed"]
+EventStatus = Literal["delivered", "unchanged", "skipped", "failed"]
 
 
 @dataclass(frozen=True)
 class EventResult:
-    """What became of one event in a delivery; "failed" ones are dead-lettered as "partial"."""
+    """What became of one event in a delivery; "failed" ones are dead-lettered as "partial",
+    "unchanged" ones needed no call (ChartMogul already held everything they say)."""
 
     message_id: str
     status: EventStatus

@@ -31,7 +31,8 @@ log = logging.getLogger(__name__)
 # Segment's actions-core retries 408, 423, 429 and 5xx except 501 (not implemented: no retry
 # helps) and 505 (HTTP version not supported: a configuration problem of ours, not a blip).
 _RETRYABLE_4XX = frozenset({408, 423, 429})
-_PERMANENT_5XX = frozenset({501, 505})
+# 501 Not Implemented cannot change by waiting; 505 (HTTP version) is retried, as actions-core does.
+_PERMANENT_5XX = frozenset({501})
 _CONFIG_4XX = frozenset({401, 403})
 # ChartMogul answers an unknown or deleted data source with "Data source not found" (404) or a
 # validation error naming the field (422); both mean the setting is wrong, not the event.

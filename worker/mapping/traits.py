@@ -131,6 +131,10 @@ def pick_standard(
             elif cleaned is not None:
                 fields[field] = cleaned
                 break
+    if "state" in fields and fields.get("country", "US") != "US":
+        # ChartMogul keeps a state only on US addresses (it answers 2xx and stores null).
+        del fields["state"]
+        dropped.append(Dropped("state", "ChartMogul keeps a state only for US addresses"))
     return fields, consumed, dropped
 
 

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 # Per-event outcomes, as logged and counted (one spelling everywhere).
 DELIVERED, SKIPPED, RETRYING, DEAD_LETTERED = "delivered", "skipped", "retrying", "dead_lettered"
+UNCHANGED = "unchanged"  # delivered with no call: ChartMogul already held all of it
 
 
 @dataclass
@@ -78,12 +79,18 @@ def delivered(read: Read, outcome: DeliveryOutcome, masker: Masker) -> Finish:
     failed = [r for r in outcome.results if r.status == "failed"]
     skipped = sum(1 for r in outcome.results if r.status == "skipped")
     per_event = {r.message_id: r.status for r in outcome.results}
-    names = {"failed": DEAD_LETTERED, "skipped": SKIPPED}
+    names = {"failed": DEAD_LETTERED, "skipped": SKIPPED, "unchanged": UNCHANGED}
     outcomes = [(env, names.get(per_event.get(env.message_id, ""), DELIVERED))
                 for _, env in read.envelopes]  # fmt: skip
-    counters = {"delivered": len(read.envelopes) - len(failed) - skipped, "calls": outcome.calls}
+    unchanged = sum(1 for _, name in outcomes if name == UNCHANGED)
+    counters = {
+        "delivered": len(read.envelopes) - len(failed) - skipped - unchanged,
+        "calls": outcome.calls,
+    }
     if skipped:
         counters["skipped_at_delivery"] = skipped
+    if unchanged:
+        counters["unchanged"] = unchanged
     if len(read.raws) > len(read.envelopes):
         counters["invalid"] = len(read.raws) - len(read.envelopes)
     entry = None

@@ -68,6 +68,16 @@ def test_replay_queues_flagged_envelopes_exactly_once(
     assert [e.id for e in dlq.list(DlqFilter(status="dead"))] == []
 
 
+def test_a_replay_drops_what_the_relay_held_for_the_customer(
+    dlq: DeadLetterQueue, engine: Engine, client: redis.Redis
+) -> None:
+    client.set(engine.keys.confirmed("a"), b"{}")
+    client.set(engine.keys.confirmed("b"), b"{}")
+    dlq.replay([_add(dlq, "customer:a", REASON_PERMANENT)])
+    assert client.exists(engine.keys.confirmed("a")) == 0  # the next delivery re-reads ChartMogul
+    assert client.exists(engine.keys.confirmed("b")) == 1
+
+
 def test_purge_by_id_and_age_and_stats(dlq: DeadLetterQueue) -> None:
     old = _add(dlq, "customer:a", REASON_PERMANENT, now=time.time() - 7200)
     keep = _add(dlq, "customer:b", REASON_EXPIRED)

@@ -287,3 +287,14 @@ def test_arbitrary_events_never_raise(
         for fields in (plan.customer, plan.contact):
             if fields is not None:
                 assert all(isinstance(v, str) and len(v) <= 255 for v in fields.standard.values())
+
+
+def test_a_state_outside_the_us_is_not_sent_and_says_why() -> None:
+    address = {"state": "NY", "country": "Germany", "city": "Berlin"}
+    event = {"type": "group", "groupId": "g2", "traits": {"address": address}}
+    plan = plan_event(event, "g2", POLICY)
+    assert plan.customer is not None
+    assert plan.customer.standard == {"city": "Berlin", "country": "DE"}
+    assert [(d.field, d.reason) for d in plan.dropped] == [
+        ("state", "ChartMogul keeps a state only for US addresses")
+    ]

@@ -2,18 +2,18 @@
 
 ChartMogul fixes a key's type account-wide when it is first created. A write that meets a type
 the relay has not learned yet is refused (422); here that costs the one attribute, never the
-customer, its other attributes or its contacts (worker/attr_writes.py does the narrowing).
+customer, its other attributes or its contacts (worker/delivery/api/writes.py narrows it down).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from cmrelay.errors import PermanentDeliveryError
 from worker.delivery.api.cache import RelayCache
-from worker.delivery.api.client import ChartMogulClient
+from worker.delivery.api.client import ChartMogulClient, ExternalIdTakenError
 from worker.delivery.api.record import DeliveryRecord, op
 from worker.delivery.api.refusal import attribute_refusal
 from worker.delivery.api.writes import real_types, write_attributes
@@ -46,11 +46,14 @@ def create_customer(
 ) -> tuple[dict[str, Any], bool]:
     """Create the customer with its attributes or, if they are refused, without them (True).
 
-    The refusal's lesson (the real type of a key) is kept in the type cache for the retry.
+    The refusal's lesson (the real type of a key) is kept in the type cache for the retry;
+    ExternalIdTakenError (the customer exists) passes through for the caller to look it up.
     """
     sent = list(custom.values())
     try:
         return client.create_customer(delta.external_id, delta.standard, sent), False
+    except ExternalIdTakenError:
+        raise
     except PermanentDeliveryError as exc:
         named = attribute_refusal(exc, custom.keys()) if custom else None
         if named is None:
@@ -60,40 +63,55 @@ def create_customer(
         return client.create_customer(delta.external_id, delta.standard, []), True
 
 
-def write_custom(
+def add_new_keys(
     client: ChartMogulClient,
     cache: RelayCache,
     uuid: str,
-    fitted: Mapping[str, CustomAttribute],
-    *,
-    known: tuple[Mapping[str, AttrType], set[str]],
+    new: Mapping[str, CustomAttribute],
     run: DeliveryRecord,
-) -> None:
-    """POST keys new to ChartMogul, PUT the others (`known`: types learned, keys on the customer).
+) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """POST keys new to the customer (typed); (values written, ChartMogul's last answer).
 
     A refused attribute drops only itself (recorded in `run`).
     """
-    types, on_customer = known
-    new = [a for k, a in fitted.items() if k not in types and k not in on_customer]
-    existing = [a for k, a in fitted.items() if k in types or k in on_customer]
-    if new:
-        added = write_attributes(
-            lambda batch: client.add_custom_attributes(uuid, batch), new, cache.learn
-        )
-        run.drop(added.dropped)
-        if added.written:
-            cache.learn({a.key: a.type for a in added.written})
-            by_key = {a.key: a for a in added.written}
-            run.ops.append(
-                op("add_custom_attributes", uuid=uuid, attributes=typed_attributes(by_key))
-            )
-    if existing:
-        updated = write_attributes(
-            lambda batch: client.update_custom_attributes(uuid, {a.key: a.value for a in batch}),
-            existing,
-            cache.learn,
-        )
-        run.drop(updated.dropped)
-        if updated.written:
-            values = {a.key: a.value for a in updated.written}
-            run.ops.append(op("update_custom_attributes", uuid=uuid, values=values))
+    written, answer = _write_keys(
+        lambda batch: client.add_custom_attributes(uuid, batch), cache, new, run
+    )
+    if written:
+        cache.learn({a.key: a.type for a in written})
+        by_key = {a.key: a for a in written}
+        run.ops.append(op("add_custom_attributes", uuid=uuid, attributes=typed_attributes(by_key)))
+    return {a.key: a.value for a in written}, answer
+
+
+def put_existing_keys(
+    client: ChartMogulClient,
+    cache: RelayCache,
+    uuid: str,
+    existing: Mapping[str, CustomAttribute],
+    run: DeliveryRecord,
+) -> tuple[dict[str, Any], Mapping[str, Any]]:
+    """PUT values of keys that exist, narrowing refusals key by key; (written, last answer)."""
+    written, answer = _write_keys(
+        lambda batch: client.update_custom_attributes(uuid, {a.key: a.value for a in batch}),
+        cache,
+        existing,
+        run,
+    )
+    values = {a.key: a.value for a in written}
+    if values:
+        run.ops.append(op("update_custom_attributes", uuid=uuid, values=values))
+    return values, answer
+
+
+def _write_keys(
+    send: Callable[[list[CustomAttribute]], Mapping[str, Any]],
+    cache: RelayCache,
+    attrs: Mapping[str, CustomAttribute],
+    run: DeliveryRecord,
+) -> tuple[list[CustomAttribute], Mapping[str, Any]]:
+    answers: list[Mapping[str, Any]] = []
+    result = write_attributes(lambda batch: answers.append(send(batch)), list(attrs.values()),
+                              cache.learn)  # fmt: skip
+    run.drop(result.dropped)
+    return result.written, answers[-1] if answers else {}

@@ -34,6 +34,29 @@ MAX_PAGES = 25
 _EXTERNAL_ID_EXISTS = "already exists"
 
 
+class ExternalIdTakenError(PermanentDeliveryError):
+    """A create met a customer that already holds this external id (maybe merged away)."""
+
+
+def _names_external_id(exc: PermanentDeliveryError) -> bool:
+    """True for ChartMogul's 422 "The external ID for this customer already exists"."""
+    body = exc.body.lower()
+    return exc.status == 422 and _EXTERNAL_ID_EXISTS in body and "external" in body
+
+
+def holds_identity(entry: Mapping[str, Any], external_id: str, data_source_uuid: str) -> bool:
+    """True when a customer holds this external id in this data source, as its own main id or
+    in the lists a merge leaves behind (`external_ids`, `data_source_uuids`)."""
+    if entry.get("external_id") == external_id and entry.get("data_source_uuid") in (
+        None,
+        data_source_uuid,
+    ):
+        return True
+    ids = entry.get("external_ids") or ()
+    sources = entry.get("data_source_uuids") or ()
+    return external_id in ids and (not data_source_uuid or data_source_uuid in sources)
+
+
 def _segment(value: str) -> str:
     """A path segment that cannot climb out of the intended path."""
     return quote(value, safe="")
@@ -51,10 +74,12 @@ class ChartMogulClient:
         timeout: float = 10.0,
         gate: RequestGate | None = None,
         transport: httpx.BaseTransport | None = None,
+        attribute_source: str = "Segment",
     ) -> None:
         key = api_key.reveal()
         self._secrets = (key, base64.b64encode(f"{key}:".encode()).decode())
         self.data_source_uuid = data_source_uuid
+        self.attribute_source = attribute_source  # shown next to each custom attribute
         self._gate = gate
         self._http = httpx.Client(
             base_url=base_url.rstrip("/") + "/",
@@ -78,6 +103,7 @@ class ChartMogulClient:
             base_url=settings.chartmogul_api_base,
             api_key=settings.chartmogul_api_key or Secret(""),
             data_source_uuid=settings.chartmogul_data_source_uuid,
+            attribute_source=settings.attribute_source,
             timeout=settings.request_timeout,
             gate=gate,
         )
@@ -131,7 +157,7 @@ class ChartMogulClient:
             self._request("GET", "ping")
 
     def find_customer(self, external_id: str) -> dict[str, Any] | None:
-        """The customer with this external id in our data source, or None."""
+        """The customer holding this external id in our data source (merged ones too), or None."""
         body = self._request(
             "GET",
             "customers",
@@ -139,42 +165,40 @@ class ChartMogulClient:
         )
         for entry in body.get("entries") or ():
             # The filter is the server's job; checking again guards against a lax proxy/sandbox.
-            if entry.get("external_id") == external_id and entry.get("data_source_uuid") in (
-                None,
-                self.data_source_uuid,
-            ):
+            if holds_identity(entry, external_id, self.data_source_uuid):
                 return dict(entry)
         return None
 
     def create_customer(
         self, external_id: str, standard: Mapping[str, Any], custom: Sequence[CustomAttribute]
     ) -> dict[str, Any]:
-        """Create a customer; if its external id already exists, return the existing one."""
+        """Create a customer; ExternalIdTakenError when one already holds the external id."""
         payload: dict[str, Any] = {
             **standard,
             "data_source_uuid": self.data_source_uuid,
             "external_id": external_id,
         }
         if custom:
-            payload["attributes"] = {"custom": [_typed(attr) for attr in custom]}
+            payload["attributes"] = {"custom": [self._typed(attr) for attr in custom]}
         try:
             return dict(self._request("POST", "customers", json=payload))
         except PermanentDeliveryError as exc:
-            if exc.status != 422 or _EXTERNAL_ID_EXISTS not in exc.body.lower():
+            if not _names_external_id(exc):
                 raise
-            existing = self.find_customer(external_id)
-            if existing is None:
-                raise
-            log.info("chartmogul customer already existed; using it")
-            return existing
+            raise ExternalIdTakenError(exc.message, status=exc.status, body=exc.body) from None
 
-    def update_customer(self, uuid: str, standard: Mapping[str, Any]) -> dict[str, Any]:
-        """Update standard attributes (PATCH)."""
-        return dict(self._request("PATCH", f"customers/{_segment(uuid)}", json=dict(standard)))
+    def update_customer(
+        self, uuid: str, standard: Mapping[str, Any], custom: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        """Update standard fields and values of existing custom keys in one PATCH."""
+        payload: dict[str, Any] = dict(standard)
+        if custom:
+            payload["attributes"] = {"custom": dict(custom)}
+        return dict(self._request("PATCH", f"customers/{_segment(uuid)}", json=payload))
 
     def add_custom_attributes(self, uuid: str, attrs: Sequence[CustomAttribute]) -> dict[str, Any]:
         """Define and set attributes new to the customer (POST); returns {"custom": {...}}."""
-        body = {"custom": [_typed(attr) for attr in attrs]}
+        body = {"custom": [self._typed(attr) for attr in attrs]}
         return dict(
             self._request("POST", f"customers/{_segment(uuid)}/attributes/custom", json=body)
         )
@@ -231,6 +255,10 @@ class ChartMogulClient:
             payload["custom"] = _untyped(custom)
         return dict(self._request("POST", "contacts", json=payload))
 
+    def _typed(self, attr: CustomAttribute) -> dict[str, Any]:
+        typed = {"type": attr.type, "key": attr.key, "value": attr.value}
+        return {**typed, "source": self.attribute_source} if self.attribute_source else typed
+
     def update_contact(
         self, uuid: str, standard: Mapping[str, Any], custom: Mapping[str, Any]
     ) -> dict[str, Any]:
@@ -239,10 +267,6 @@ class ChartMogulClient:
         if custom:
             payload["custom"] = _untyped(custom)
         return dict(self._request("PATCH", f"contacts/{_segment(uuid)}", json=payload))
-
-
-def _typed(attr: CustomAttribute) -> dict[str, Any]:
-    return {"type": attr.type, "key": attr.key, "value": attr.value}
 
 
 def _untyped(values: Mapping[str, Any]) -> list[dict[str, Any]]:

@@ -1,49 +1,61 @@
 """DELIVERY_MODE=api: one customer entity's events -> the fewest ChartMogul REST calls.
 
 Runs under the entity's lease (worker.pipeline.deliver), so creates of a customer and its contacts
-never race inside the relay; uuids are cached in Redis so a known entity costs no lookup.
+never race inside the relay. What ChartMogul confirmed holding is kept per customer in Redis
+(worker/delivery/api/held.py), so a repeat that changes nothing costs no call, a change costs one
+PATCH, and a new contact on a known customer costs one create.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
-from typing import Any, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 from cmrelay.errors import PermanentDeliveryError
 from cmrelay.keys import Keys, entity_external_id
-from worker.delivery.api.attributes import create_customer, fit_types, write_custom
-from worker.delivery.api.cache import RelayCache, type_of_value
-from worker.delivery.api.client import ChartMogulClient, discard_process_client, process_client
-from worker.delivery.api.record import (
-    DeliveryRecord,
-    Operation,
-    holds,
-    match_contact,
-    op,
-    planned,
+from worker.delivery.api.attributes import (
+    add_new_keys,
+    create_customer,
+    fit_types,
+    put_existing_keys,
 )
+from worker.delivery.api.cache import RelayCache, type_of_value
+from worker.delivery.api.client import (
+    ChartMogulClient,
+    ExternalIdTakenError,
+    discard_process_client,
+    process_client,
+)
+from worker.delivery.api.held import Held, HeldPart, held_from_customer
+from worker.delivery.api.held_store import CreateMode, HeldStore
+from worker.delivery.api.record import DeliveryRecord, op, planned
+from worker.delivery.api.refusal import attribute_refusal
 from worker.delivery.contract import DeliveryContext, DeliveryOutcome, EventResult
 from worker.delivery.counting import CountingGate
 from worker.mapping import (
+    AttrType,
     ContactFields,
+    CustomAttribute,
     CustomerDelta,
     MappingPolicy,
     merge_events,
 )
-from worker.mapping.operations import same_value, typed_attributes
+from worker.mapping.operations import typed_attributes
 from worker.mapping.routing import contact_key
+from worker.mapping.traits import CONTACT_FIELDS, CUSTOMER_FIELDS
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 
 def build(context: DeliveryContext) -> ApiDeliverer:
     """The deliverer for DELIVERY_MODE=api (one pooled client per process)."""
     counting = CountingGate(context.gate)
     client = process_client(context.settings, counting)
-    cache = RelayCache(context.redis, Keys(context.settings.key_prefix))
-    return ApiDeliverer(client, cache, context.policy, counting)
+    keys = Keys(context.settings.key_prefix)
+    cache = RelayCache(context.redis, keys)
+    held = HeldStore(context.redis, keys, context.settings.confirmed_state_ttl)
+    return ApiDeliverer(client, cache, context.policy, counting, held)
 
 
 class ApiDeliverer:
@@ -55,31 +67,42 @@ class ApiDeliverer:
         cache: RelayCache,
         policy: MappingPolicy,
         counting: CountingGate | None = None,
+        held: HeldStore | None = None,
     ) -> None:
         self.client = client
         self.cache = cache
         self.policy = policy
         self.counting = counting or CountingGate(None)
+        self.held = held or HeldStore(cache.redis, cache.keys, 0)
+        self.create_mode = CreateMode(cache.redis, cache.keys)
 
     def deliver(
         self, entity: str, events: Sequence[dict[str, Any]], clock: Mapping[str, str]
     ) -> DeliveryOutcome:
-        """Upsert the customer, its custom attributes and contacts; per-contact failures partial."""
+        """Send what ChartMogul does not hold yet; per-contact failures are partial."""
         delta = merge_events(entity_external_id(entity), events, clock, self.policy)
         self.counting.reset()
         run = DeliveryRecord()
         run.drop(delta.dropped)
         try:
-            results, clock_updates = self._deliver_once(delta, events, run, trust_cache=True)
+            results, clock_updates = self._deliver_once(delta, events, run, trust=True)
         except _StaleCustomerError:
-            # The cached customer is gone and nothing had touched it yet: start again from
-            # a lookup, once, instead of failing every contact against a uuid that is no more.
-            self.cache.drop("customer", delta.external_id)
-            results, clock_updates = self._deliver_once(delta, events, run, trust_cache=False)
+            # What the relay knew of the customer is gone (deleted, merged away): start again
+            # from ChartMogul itself, once.
+            self.forget(delta.external_id)
+            results, clock_updates = self._deliver_once(delta, events, run, trust=False)
         # Counted only once the delivery is through: an attempt that fails and is retried
         # would otherwise count the same left-out attributes again.
         self.cache.count_dropped(run.dropped.values(), entity)
+        self.held.count_unstored(run.unstored, entity)
+        if self.counting.calls == 0 and not results:
+            results = [EventResult(str(e.get("messageId", "")), "unchanged") for e in events]
         return DeliveryOutcome(clock_updates, self.counting.calls, results, run.ops)
+
+    def forget(self, external_id: str) -> None:
+        """Drop what the relay remembers of a customer (record and uuid)."""
+        self.held.drop(external_id)
+        self.cache.drop("customer", external_id)
 
     def _deliver_once(
         self,
@@ -87,27 +110,28 @@ class ApiDeliverer:
         events: Sequence[dict[str, Any]],
         run: DeliveryRecord,
         *,
-        trust_cache: bool,
+        trust: bool,
     ) -> tuple[list[EventResult], dict[str, str]]:
-        customer_uuid, fresh = self._with_cache_retry(
-            "customer", delta.external_id, lambda cached: self._customer(delta, cached, run)
-        )
-        unverified = trust_cache and not run.ops  # a cached uuid no call has confirmed
+        external_id = delta.external_id
+        held = self.held.load(external_id) if trust else None
+        cached = self.cache.get("customer", external_id) if trust and held is None else None
+        known = held is not None or cached is not None
+        calls_before = self.counting.calls
+        try:
+            held = self._customer(delta, held, cached, run, lookup_first=not trust)
+        except PermanentDeliveryError as exc:
+            if exc.status == 404 and known:
+                raise _StaleCustomerError from None
+            raise
+        # A remembered uuid that no call has confirmed in this delivery.
+        unverified = known and self.counting.calls == calls_before
         results: list[EventResult] = []
         clock_updates = dict(delta.clock_updates)
-        # The customer's contacts, listed once per delivery (a customer we just made has none).
-        listing: list[list[dict[str, Any]]] = [[]] if fresh else []
         for uid, contact in delta.contacts.items():
-            key = f"{delta.external_id}|{uid}"
             try:
-                self._with_cache_retry(
-                    "contact", key,
-                    lambda cached, c=contact, k=key: self._contact(  # type: ignore[misc]
-                        customer_uuid, c, (k, cached), listing, run.ops
-                    ),
-                )  # fmt: skip
+                self._contact(held, contact, run)
             except PermanentDeliveryError as exc:
-                if unverified and self._customer_gone(delta.external_id, customer_uuid):
+                if unverified and self._customer_gone(external_id, held.customer.uuid):
                     raise _StaleCustomerError from None
                 unverified = False
                 log.warning("contact of %s refused (%s); its events go to the DLQ", uid, exc)
@@ -121,126 +145,184 @@ class ApiDeliverer:
                 prefix = f"contact:{uid}:"
                 clock_updates = {k: v for k, v in clock_updates.items() if not k.startswith(prefix)}
             else:
-                unverified = False  # a contact call on this customer went through
+                unverified = unverified and self.counting.calls == calls_before
+        self.held.save(external_id, held)
+        if cached != held.customer.uuid:
+            self.cache.put("customer", external_id, held.customer.uuid)
         return results, clock_updates
 
-    def _customer_gone(self, external_id: str, cached_uuid: str) -> bool:
-        """True when ChartMogul no longer has the customer under the uuid we cached."""
+    def _customer_gone(self, external_id: str, uuid: str) -> bool:
+        """True when ChartMogul no longer has the customer under the uuid we remembered."""
         found = self.client.find_customer(external_id)
-        return found is None or found.get("uuid") != cached_uuid
-
-    def _with_cache_retry(self, kind: str, key: str, work: Callable[[str | None], T]) -> T:
-        """Run `work` with the cached uuid; a 404 on it drops the entry and looks up once more."""
-        cached = self.cache.get(kind, key)
-        try:
-            return work(cached)
-        except PermanentDeliveryError as exc:
-            if exc.status != 404 or cached is None:
-                raise
-            log.info("cached %s uuid is gone from ChartMogul; looking it up again", kind)
-            self.cache.drop(kind, key)
-            return work(None)
+        return found is None or found.get("uuid") != uuid
 
     # -- customer --------------------------------------------------------------------------------
 
     def _customer(
-        self, delta: CustomerDelta, cached: str | None, run: DeliveryRecord
-    ) -> tuple[str, bool]:
-        """The customer's uuid (found, or created with everything), and whether we created it."""
-        types = self.cache.types()
-        on_customer: set[str] = set()
-        standard = delta.standard
-        if cached is not None:
-            uuid = cached
-        else:
-            found = self.client.find_customer(delta.external_id)
-            if found is None:
-                custom = fit_types(delta.custom, types, run)
-                created, without_custom = create_customer(self.client, self.cache, delta, custom)
-                uuid = str(created["uuid"])
-                self.cache.put("customer", delta.external_id, uuid)
-                run.ops.append(
-                    op(
-                        "create_customer",
-                        external_id=delta.external_id,
-                        standard=dict(delta.standard),
-                        custom=[] if without_custom else typed_attributes(custom),
-                    )
-                )
-                if without_custom:  # attributes refused: written below as on a found customer
-                    standard = {
-                        k: v for k, v in standard.items() if not same_value(created.get(k), v)
-                    }
-                    types = self.cache.types()  # with what the refusal taught
-                elif holds(created, custom):
-                    self.cache.learn({a.key: a.type for a in custom.values()})
-                    return uuid, True
-                found = created  # theirs (a create raced ours) or ours without attributes
-            uuid = str(found["uuid"])
-            self.cache.put("customer", delta.external_id, uuid)
-            current = (found.get("attributes") or {}).get("custom") or {}
-            learned = {k: t for k, v in current.items() if (t := type_of_value(v)) is not None}
-            self.cache.learn({k: t for k, t in learned.items() if k not in types})
-            types = {**learned, **types}
-            on_customer = set(current)
-        if standard:
-            self.client.update_customer(uuid, standard)
-            run.ops.append(op("update_customer", uuid=uuid, standard=dict(standard)))
+        self,
+        delta: CustomerDelta,
+        held: Held | None,
+        cached: str | None,
+        run: DeliveryRecord,
+        *,
+        lookup_first: bool,
+    ) -> Held:
+        """The customer's record after writing what ChartMogul did not hold yet."""
+        types: Mapping[str, AttrType] = self.cache.types()
         fitted = fit_types(delta.custom, types, run)
-        write_custom(self.client, self.cache, uuid, fitted, known=(types, on_customer), run=run)
-        return uuid, False
+        if held is None and cached is not None:
+            held = Held(HeldPart(cached))  # uuid known, values not: one PATCH says it all
+        elif held is None:
+            held, types = self._find_or_create(delta, fitted, types, run, lookup_first)
+        self._write_customer(held, delta.standard, fitted, types, run)
+        return held
+
+    def _find_or_create(
+        self,
+        delta: CustomerDelta,
+        fitted: Mapping[str, CustomAttribute],
+        types: Mapping[str, AttrType],
+        run: DeliveryRecord,
+        lookup_first: bool,
+    ) -> tuple[Held, Mapping[str, AttrType]]:
+        """Create first (one call for a new customer) unless creates keep meeting existing
+        customers; a taken external id leads to a lookup that understands merges."""
+        external_id = delta.external_id
+        found: dict[str, Any] | None = None
+        if lookup_first or self.create_mode.lookup_first():
+            found = self.client.find_customer(external_id)
+            (self.create_mode.was_new if found is None else self.create_mode.existed)()
+        if found is None:
+            try:
+                created, without_custom = create_customer(self.client, self.cache, delta, fitted)
+            except ExternalIdTakenError:
+                self.create_mode.existed()
+                found = self.client.find_customer(external_id)
+                if found is None:
+                    raise PermanentDeliveryError(
+                        f"ChartMogul says customer {external_id!r} exists but no lookup finds "
+                        "it (merged into a customer whose lookup does not list the id?)",
+                        status=422,
+                    ) from None
+            else:
+                self.create_mode.was_new()
+                return self._created(delta, fitted, created, without_custom, run), types
+        held = held_from_customer(found, CUSTOMER_FIELDS)
+        learned = {k: t for k, v in held.customer.custom.items() if (t := type_of_value(v))}
+        self.cache.learn({k: t for k, t in learned.items() if k not in types})
+        return held, {**learned, **types}
+
+    def _created(
+        self,
+        delta: CustomerDelta,
+        fitted: Mapping[str, CustomAttribute],
+        created: Mapping[str, Any],
+        without_custom: bool,
+        run: DeliveryRecord,
+    ) -> Held:
+        held = Held(HeldPart(str(created["uuid"])), contacts_complete=True)  # no contacts yet
+        sent_custom = {} if without_custom else {k: a.value for k, a in fitted.items()}
+        run.unstored += held.customer.absorb(delta.standard, sent_custom, created)
+        if not without_custom:
+            self.cache.learn({a.key: a.type for a in fitted.values()})
+        run.ops.append(op("create_customer", external_id=delta.external_id,
+                          standard=dict(delta.standard),
+                          custom=[] if without_custom else typed_attributes(fitted)))  # fmt: skip
+        return held
+
+    def _write_customer(
+        self,
+        held: Held,
+        standard: Mapping[str, Any],
+        fitted: Mapping[str, CustomAttribute],
+        types: Mapping[str, AttrType],
+        run: DeliveryRecord,
+    ) -> None:
+        """One PATCH for changed standard fields and existing keys; a POST for new keys."""
+        part = held.customer
+        changed_standard = part.changed_standard(standard)
+        changed = part.changed_custom({k: a.value for k, a in fitted.items()})
+        existing = {k: fitted[k] for k in changed if k in types or k in part.custom}
+        new = {k: fitted[k] for k in changed if k not in existing}
+        if changed_standard or existing:
+            self._patch_customer(part, changed_standard, existing, run)
+        if new:
+            written, answer = add_new_keys(self.client, self.cache, part.uuid, new, run)
+            run.unstored += part.absorb({}, written, answer)
+
+    def _patch_customer(
+        self,
+        part: HeldPart,
+        standard: Mapping[str, Any],
+        existing: Mapping[str, CustomAttribute],
+        run: DeliveryRecord,
+    ) -> None:
+        values = {k: a.value for k, a in existing.items()}
+        answer: Mapping[str, Any]
+        try:
+            answer = self.client.update_customer(part.uuid, standard, values)
+        except PermanentDeliveryError as exc:
+            if not existing or attribute_refusal(exc, existing.keys()) is None:
+                raise
+            # One key refused: standard fields alone, then the keys one refusal at a time.
+            log.info("customer PATCH refused for custom attributes; writing them key by key")
+            if standard:
+                answer = self.client.update_customer(part.uuid, standard)
+                run.ops.append(op("update_customer", uuid=part.uuid, standard=dict(standard)))
+                run.unstored += part.absorb(standard, {}, answer)
+            written, answer = put_existing_keys(self.client, self.cache, part.uuid, existing, run)
+            run.unstored += part.absorb({}, written, answer)
+            return
+        run.ops.append(op("update_customer", uuid=part.uuid, standard=dict(standard),
+                          custom=values))  # fmt: skip
+        run.unstored += part.absorb(standard, values, answer)
 
     # -- contacts --------------------------------------------------------------------------------
 
-    def _contact(
-        self,
-        customer_uuid: str,
-        contact: ContactFields,
-        cache_entry: tuple[str, str | None],
-        listing: list[list[dict[str, Any]]],
-        ops: list[Operation],
-    ) -> None:
+    def _contact(self, held: Held, contact: ContactFields, run: DeliveryRecord) -> None:
+        """Create or update one contact of the customer with only what differs."""
+        try:
+            self._write_contact(held, contact, run)
+        except PermanentDeliveryError as exc:
+            hit = held.contact_for(contact.external_id, contact.standard.get("email"))
+            if exc.status != 404 or hit is None:
+                raise
+            # The contact we remembered is gone: list the customer's contacts again, once.
+            del held.contacts[hit[0]]
+            held.contacts_complete = False
+            self._write_contact(held, contact, run)
+
+    def _write_contact(self, held: Held, contact: ContactFields, run: DeliveryRecord) -> None:
         custom = {k: a.value for k, a in contact.custom.items()}
-        cache_key, cached = cache_entry
-        if cached is not None:
-            if contact.standard or custom:
-                self.client.update_contact(cached, contact.standard, custom)
-                ops.append(
-                    op(
-                        "update_contact",
-                        uuid=cached,
-                        standard=dict(contact.standard),
-                        custom=custom,
-                    )
-                )
-            return
-        if not listing:
-            listing.append(self.client.find_contacts(customer_uuid=customer_uuid))
-        match = match_contact(listing[0], contact)
-        if match is None:
+        email = contact.standard.get("email")
+        hit = held.contact_for(contact.external_id, email)
+        if hit is None and not held.contacts_complete:
+            for entry in self.client.find_contacts(customer_uuid=held.customer.uuid):
+                held.add_contact(entry, CONTACT_FIELDS)
+            held.contacts_complete = True
+            hit = held.contact_for(contact.external_id, email)
+        if hit is None:
             created = self.client.create_contact(
-                customer_uuid, contact.standard, custom, external_id=contact.external_id
+                held.customer.uuid, contact.standard, custom, external_id=contact.external_id
             )
-            listing[0].append(created)
-            self.cache.put("contact", cache_key, str(created["uuid"]))
-            ops.append(
-                op(
-                    "create_contact",
-                    customer_uuid=customer_uuid,
-                    external_id=contact.external_id,
-                    standard=dict(contact.standard),
-                    custom=custom,
-                )
-            )
+            part = HeldPart(str(created["uuid"]))
+            lost = part.absorb(contact.standard, custom, created)
+            held.contacts[contact.external_id] = part
+            if email:
+                held.contact_emails[str(email).lower()] = contact.external_id
+            run.unstored += [f"contact.{name}" for name in lost]
+            run.ops.append(op("create_contact", customer_uuid=held.customer.uuid,
+                              external_id=contact.external_id, standard=dict(contact.standard),
+                              custom=custom))  # fmt: skip
             return
-        uuid = str(match["uuid"])
-        self.cache.put("contact", cache_key, uuid)
-        standard = {k: v for k, v in contact.standard.items() if not same_value(match.get(k), v)}
-        current = match.get("custom") or {}
-        changed = {k: v for k, v in custom.items() if not same_value(current.get(k), v)}
+        _, part = hit
+        standard = part.changed_standard(contact.standard)
+        changed = part.changed_custom(custom)
         if standard or changed:
-            self.client.update_contact(uuid, standard, changed)
-            ops.append(op("update_contact", uuid=uuid, standard=standard, custom=changed))
+            answer = self.client.update_contact(part.uuid, standard, changed)
+            run.unstored += [f"contact.{n}" for n in part.absorb(standard, changed, answer)]
+            run.ops.append(op("update_contact", uuid=part.uuid, standard=standard,
+                              custom=changed))  # fmt: skip
 
     def planned_operations(
         self, entity: str, events: Sequence[dict[str, Any]], clock: Mapping[str, str]

@@ -18,6 +18,7 @@ class DeliveryRecord:
 
     ops: list[Operation] = field(default_factory=list)
     dropped: dict[str, Dropped] = field(default_factory=dict)
+    unstored: list[str] = field(default_factory=list)  # sent, answered 2xx, not kept
 
     def drop(self, items: Iterable[Dropped]) -> None:
         """Note attributes left out; the same field left out twice in one delivery counts once."""

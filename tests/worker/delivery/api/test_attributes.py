@@ -23,6 +23,7 @@ from tests.support.sandbox_relay import DATA_SOURCE as DS
 from worker.delivery.api.cache import RelayCache
 from worker.delivery.api.client import ChartMogulClient
 from worker.delivery.api.deliverer import ApiDeliverer
+from worker.delivery.api.held_store import HeldStore
 from worker.delivery.counting import CountingGate
 from worker.mapping import MappingPolicy
 from worker.pipeline.accept import accept_batch
@@ -43,7 +44,8 @@ def _api_deliverer(settings: Settings, client_cls: type = ChartMogulClient) -> A
     counting = CountingGate(None)
     client = client_cls.from_settings(settings, counting)
     cache = RelayCache(redis.Redis.from_url(settings.redis_url), Keys(settings.key_prefix))
-    return ApiDeliverer(client, cache, MappingPolicy(), counting)
+    held = HeldStore(cache.redis, cache.keys, settings.confirmed_state_ttl)
+    return ApiDeliverer(client, cache, MappingPolicy(), counting, held)
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from cmrelay.errors import (
 )
 from cmrelay.settings import Secret, Settings
 from tests.doubles.http_recorder import Recorded, RecordingServer, Reply
-from worker.delivery.api.client import ChartMogulClient, process_client
+from worker.delivery.api.client import ChartMogulClient, ExternalIdTakenError, process_client
 from worker.mapping.model import CustomAttribute
 
 KEY = "sk_live_TOPSECRET_0123456789"
@@ -84,8 +84,8 @@ def test_create_customer_sends_basic_auth_and_typed_custom_attributes(
         "external_id": "acme",
         "attributes": {
             "custom": [
-                {"type": "Integer", "key": "seats", "value": 5},
-                {"type": "Boolean", "key": "pro", "value": True},
+                {"type": "Integer", "key": "seats", "value": 5, "source": "Segment"},
+                {"type": "Boolean", "key": "pro", "value": True, "source": "Segment"},
             ]
         },
     }
@@ -103,14 +103,48 @@ def test_find_customer_filters_by_external_id_and_data_source(server: RecordingS
     assert first.query == {"external_id": ["acme"], "data_source_uuid": [DS]}
 
 
-def test_422_external_id_exists_returns_the_existing_customer(server: RecordingServer) -> None:
+def test_422_external_id_exists_is_its_own_error_and_makes_no_lookup(
+    server: RecordingServer,
+) -> None:
     exists = {
         "errors": {"external_id": "The external ID for this customer already exists in our system."}
     }
-    server.replies += [Reply(422, exists), Reply(200, {"entries": [customer()], "has_more": False})]
-    result = make_client(server).create_customer("acme", {"name": "Acme"}, [])
-    assert result["uuid"] == "cus_1"
-    assert [r.method for r in server.requests] == ["POST", "GET"]
+    server.replies.append(Reply(422, exists))
+    with pytest.raises(ExternalIdTakenError):
+        make_client(server).create_customer("acme", {"name": "Acme"}, [])
+    assert [r.method for r in server.requests] == ["POST"]  # the deliverer decides what next
+
+
+def test_an_attribute_type_422_is_not_mistaken_for_a_taken_external_id(
+    server: RecordingServer,
+) -> None:
+    typed = {"errors": {"custom.seats": "Attribute already exists with type Integer."}}
+    server.replies.append(Reply(422, typed))
+    with pytest.raises(PermanentDeliveryError) as info:
+        make_client(server).create_customer("acme", {"name": "Acme"}, [])
+    assert not isinstance(info.value, ExternalIdTakenError)
+
+
+def test_a_lookup_finds_a_customer_that_holds_the_id_after_a_merge(
+    server: RecordingServer,
+) -> None:
+    survivor = {
+        **customer(), "uuid": "cus_2", "external_id": "billing-9",
+        "external_ids": ["billing-9", "acme"], "data_source_uuids": ["ds_stripe", DS],
+    }  # fmt: skip
+    server.replies.append(Reply(200, {"entries": [survivor], "has_more": False}))
+    found = make_client(server).find_customer("acme")
+    assert found is not None and found["uuid"] == "cus_2"
+
+
+def test_patch_carries_standard_fields_and_existing_custom_keys_in_one_call(
+    server: RecordingServer,
+) -> None:
+    server.replies.append(Reply(200, customer()))
+    make_client(server).update_customer("cus_1", {"name": "Acme"}, {"seats": 3})
+    (request,) = server.requests
+    assert request.method == "PATCH" and request.path == "/v1/customers/cus_1"
+    assert request.json() == {"name": "Acme", "attributes": {"custom": {"seats": 3}}}
 
 
 def test_other_422_is_permanent_with_status_and_body(server: RecordingServer) -> None:
@@ -139,7 +173,7 @@ def test_other_422_is_permanent_with_status_and_body(server: RecordingServer) ->
         (502, RetryableDeliveryError),
         (503, RetryableDeliveryError),
         (504, RetryableDeliveryError),
-        (505, PermanentDeliveryError),
+        (505, RetryableDeliveryError),  # actions-core retries it too
         (520, RetryableDeliveryError),
         (302, DeliveryConfigurationError),
     ],
@@ -257,7 +291,9 @@ def test_operations_use_the_documented_verbs_paths_and_bodies(server: RecordingS
         ("PATCH", "/v1/customers/cus_..%2F..%2Fx"),
     ]
     bodies = [r.json() if r.body else None for r in server.requests]
-    assert bodies[0] == {"custom": [{"type": "String", "key": "plan", "value": "pro"}]}
+    assert bodies[0] == {
+        "custom": [{"type": "String", "key": "plan", "value": "pro", "source": "Segment"}]
+    }
     assert bodies[1] == {"custom": {"plan": "team"}}
     assert bodies[3] == {
         "email": "a@b.co",

@@ -21,6 +21,7 @@ from tests.support.sandbox_relay import DATA_SOURCE as SANDBOX_DS
 from worker.delivery.api.cache import RelayCache
 from worker.delivery.api.client import ChartMogulClient
 from worker.delivery.api.deliverer import ApiDeliverer
+from worker.delivery.api.held_store import HeldStore
 from worker.delivery.counting import CountingGate
 from worker.mapping import MappingPolicy
 
@@ -37,7 +38,8 @@ def _deliverer(sandbox: SandboxServer, redis_url: str, client_cls: type = ChartM
     counting = CountingGate(None)
     client = client_cls.from_settings(settings, counting)
     cache = RelayCache(redis.Redis.from_url(redis_url), Keys(settings.key_prefix))
-    return ApiDeliverer(client, cache, MappingPolicy(), counting)
+    held = HeldStore(cache.redis, cache.keys, settings.confirmed_state_ttl)
+    return ApiDeliverer(client, cache, MappingPolicy(), counting, held)
 
 
 @pytest.fixture
@@ -79,8 +81,9 @@ def test_a_new_customer_is_created_with_its_attributes_and_contacts(
     assert (contact["external_id"], contact["email"], contact["first_name"]) == (
         "u1", "ann@acme.test", "Ann",
     )  # fmt: skip
-    # find customer, create customer, create contact (a new customer has no contacts to list)
-    assert outcome.calls == 3
+    # create customer, create contact: a customer the relay never saw is created first, and
+    # one it just made has no contacts to list
+    assert outcome.calls == 2
     assert "std:name" in outcome.clock_updates
     assert [op["op"] for op in outcome.planned_operations] == ["create_customer", "create_contact"]
 
@@ -99,7 +102,8 @@ def test_a_known_customer_costs_no_lookup_and_contacts_are_not_duplicated(
     assert len(dump["customers"]) == 1 and len(dump["contacts"]) == 1
     assert dump["customers"][0]["attributes"]["custom"] == {"seats": 2, "tier": "gold"}
     assert dump["contacts"][0]["title"] == "CTO"
-    # POST tier, PUT seats (Decimal 2.0 coerced to the Integer it already is), PATCH contact
+    # one PATCH with seats (Decimal 2.0 coerced to the Integer it already is), POST tier,
+    # PATCH contact
     assert outcome.calls == 3
 
 
@@ -171,3 +175,145 @@ def test_a_refused_contact_fails_only_its_own_events(
     assert [(r.message_id, r.status) for r in outcome.results] == [(bob["messageId"], "failed")]
     assert [c["external_id"] for c in state()["contacts"]] == ["ann"]
     assert not any(path.startswith("contact:bob:") for path in outcome.clock_updates)
+
+
+# -- the confirmed-state record (fewest calls) ---------------------------------------------------
+
+
+def test_a_repeat_that_changes_nothing_costs_no_call_and_is_unchanged(
+    deliverer: ApiDeliverer, state: Any
+) -> None:
+    traits = {"name": "Rep", "seats": 4, "plan": "pro"}
+    deliverer.deliver("customer:r1", [_group("r1", 1, **traits)], {})
+    ident = _event(
+        "identify", 2, userId="u1", traits={"email": "u1@r1.test", "company": {"id": "r1"}}
+    )
+    deliverer.deliver("customer:r1", [ident], {})
+    again = [_group("r1", 3, **traits), {**ident, "messageId": "again", "timestamp": _at(4)}]
+    outcome = deliverer.deliver("customer:r1", again, {})
+    assert outcome.calls == 0
+    assert {r.status for r in outcome.results} == {"unchanged"} and len(outcome.results) == 2
+    changed = deliverer.deliver("customer:r1", [_group("r1", 5, **{**traits, "seats": 5})], {})
+    assert changed.calls == 1  # one PATCH carries the changed existing key
+    assert state()["customers"][0]["attributes"]["custom"]["seats"] == 5
+
+
+def test_a_new_contact_on_a_known_customer_costs_one_create(
+    deliverer: ApiDeliverer, state: Any
+) -> None:
+    deliverer.deliver("customer:k1", [_group("k1", 1, name="Known")], {})
+    for n, user in enumerate(("ann", "bob", "cy")):
+        ident = _event("identify", 2 + n, userId=user,
+                       traits={"email": f"{user}@k1.test", "company": {"id": "k1"}})  # fmt: skip
+        assert deliverer.deliver("customer:k1", [ident], {}).calls == 1
+    assert sorted(c["external_id"] for c in state()["contacts"]) == ["ann", "bob", "cy"]
+
+
+def test_standard_fields_and_existing_keys_change_in_one_patch(
+    deliverer: ApiDeliverer, state: Any, sandbox: SandboxServer
+) -> None:
+    deliverer.deliver("customer:p1", [_group("p1", 1, name="P", seats=1, plan="a")], {})
+    since = _last_seq(sandbox)
+    outcome = deliverer.deliver("customer:p1", [_group("p1", 2, name="P2", seats=2, plan="b")], {})
+    [call] = _requests(sandbox, since)
+    assert (call["method"], call["path"]) == ("PATCH", f"/v1/customers/{_uuid(state, 'p1')}")
+    assert call["body"] == {
+        "name": "P2",
+        "company": "P2",
+        "attributes": {"custom": {"seats": 2, "plan": "b"}},
+    }
+    assert outcome.calls == 1
+
+
+def test_a_customer_merged_while_its_uuid_is_held_gets_the_event_on_the_survivor(
+    deliverer: ApiDeliverer, state: Any, sandbox: SandboxServer
+) -> None:
+    deliverer.deliver("customer:m1", [_group("m1", 1, name="Segment side", seats=1)], {})
+    billing = _create_direct(sandbox, "billing-m1", "Billing side")
+    _merge(sandbox, _uuid(state, "m1"), billing)
+    outcome = deliverer.deliver("customer:m1", [_group("m1", 2, seats=9)], {})
+    assert outcome.results == []
+    [survivor] = state()["customers"]
+    assert survivor["uuid"] == billing and "m1" in survivor["external_ids"]
+    assert survivor["attributes"]["custom"]["seats"] == 9
+    # and from then on the survivor is what the relay holds: a repeat costs nothing
+    assert deliverer.deliver("customer:m1", [_group("m1", 3, seats=9)], {}).calls == 0
+
+
+def test_a_customer_merged_before_the_relay_ever_saw_it_is_found_not_dead_lettered(
+    deliverer: ApiDeliverer, state: Any, sandbox: SandboxServer
+) -> None:
+    segment = _create_direct(sandbox, "m2", "Imported by ChartMogul's own Segment source")
+    billing = _create_direct(sandbox, "billing-m2", "Billing side")
+    _merge(sandbox, segment, billing)
+    outcome = deliverer.deliver("customer:m2", [_group("m2", 1, seats=3)], {})
+    assert outcome.results == []
+    [survivor] = state()["customers"]
+    assert survivor["uuid"] == billing and survivor["attributes"]["custom"]["seats"] == 3
+
+
+def test_a_migration_switches_to_lookup_first_and_back_when_customers_are_new(
+    deliverer: ApiDeliverer, sandbox: SandboxServer
+) -> None:
+    existing = [f"mig{i}" for i in range(6)]
+    for cid in existing:
+        _create_direct(sandbox, cid, cid)
+    posts = []
+    for n, cid in enumerate(existing):
+        since = _last_seq(sandbox)
+        deliverer.deliver(f"customer:{cid}", [_group(cid, n, seats=n)], {})
+        creates = [r for r in _requests(sandbox, since) if r["path"] == "/v1/customers"]
+        posts.append(sum(1 for r in creates if r["method"] == "POST"))
+    assert posts[:3] == [1, 1, 1]  # create first: each met an existing customer (422)
+    assert posts[3:] == [0, 0, 0]  # then lookup first: no more failing creates
+    for n in range(8):  # new customers: a lookup that finds nothing tips it back
+        deliverer.deliver(f"customer:new{n}", [_group(f"new{n}", n, seats=1)], {})
+    since = _last_seq(sandbox)
+    deliverer.deliver("customer:fresh", [_group("fresh", 1, seats=1)], {})
+    assert [r["method"] for r in _requests(sandbox, since)] == ["POST"]
+
+
+def test_with_the_record_off_every_event_is_sent(sandbox: SandboxServer, redis_url: str) -> None:
+    deliverer = _deliverer(sandbox, redis_url)
+    deliverer.held.ttl = 0
+    deliverer.deliver("customer:o1", [_group("o1", 1, seats=1)], {})
+    assert deliverer.deliver("customer:o1", [_group("o1", 2, seats=1)], {}).calls == 1
+    deliverer.close()
+
+
+def _at(seconds: int) -> str:
+    return (T0 + timedelta(seconds=seconds)).isoformat()
+
+
+def _uuid(state: Any, external_id: str) -> str:
+    found: str = next(c["uuid"] for c in state()["customers"] if c["external_id"] == external_id)
+    return found
+
+
+def _create_direct(sandbox: SandboxServer, external_id: str, name: str) -> str:
+    """A customer made behind the relay's back (by ChartMogul's own importer, or billing)."""
+    body = {"data_source_uuid": DS, "external_id": external_id, "name": name}
+    response = httpx.post(f"{sandbox.base_url}/customers", json=body, auth=(KEY, ""))
+    response.raise_for_status()
+    made: str = response.json()["uuid"]
+    return made
+
+
+def _merge(sandbox: SandboxServer, source: str, target: str) -> None:
+    body = {"from": {"customer_uuid": source}, "into": {"customer_uuid": target}}
+    response = httpx.post(f"{sandbox.base_url}/customers/merges", json=body, auth=(KEY, ""))
+    assert response.status_code == 202
+
+
+def _last_seq(sandbox: SandboxServer) -> int:
+    seq: int = httpx.get(f"{sandbox.control_url}/requests?since=0&match=none-xyz").json()[
+        "last_seq"
+    ]
+    return seq
+
+
+def _requests(sandbox: SandboxServer, since: int) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = httpx.get(
+        f"{sandbox.control_url}/requests", params={"since": since}
+    ).json()["requests"]
+    return found
