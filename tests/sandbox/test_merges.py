@@ -10,18 +10,10 @@ import chartmogul
 import httpx
 import pytest
 
+from tests.sandbox.helpers import create_customer as _customer
 from tests.support.processes import wait_for
 
 NOT_FOUND = {"code": 404, "message": "Customer not found", "param": "customer_uuid"}
-
-
-def _customer(api: httpx.Client, source: str, external_id: str, **extra: Any) -> dict[str, Any]:
-    response = api.post(
-        "/customers", json={"data_source_uuid": source, "external_id": external_id, **extra}
-    )
-    assert response.status_code == 201, response.text
-    body: dict[str, Any] = response.json()
-    return body
 
 
 def _other_source(api: httpx.Client) -> str:
