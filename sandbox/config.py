@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sandbox.behaviour import Behaviour
+
 # ChartMogul's documented limits: 40 requests in any second, 20 parallel connections.
 DEFAULT_RATE_LIMIT = 40
 DEFAULT_MAX_IN_FLIGHT = 20
@@ -33,6 +35,8 @@ class SandboxConfig:
     """The name of that data source."""
     seed: int | None = None
     """Seed of the fault dice, for reproducible runs."""
+    behaviour: Behaviour = field(default_factory=Behaviour)
+    """Answers where ChartMogul's rule is a choice (lookups after merges, dropped fields, ...)."""
 
     def __repr__(self) -> str:
         # The key is a secret even in a sandbox: users may try it with a real one first.
@@ -40,5 +44,5 @@ class SandboxConfig:
             f"SandboxConfig(api_key={'***' if self.api_key else None}, "
             f"rate_limit={self.rate_limit}, max_in_flight={self.max_in_flight}, "
             f"latency={self.latency}, latency_max={self.latency_max}, "
-            f"error_rates={self.error_rates})"
+            f"error_rates={self.error_rates}, behaviour={self.behaviour})"
         )

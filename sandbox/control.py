@@ -1,4 +1,4 @@
-"""The control API under /_sandbox/: state dump, counters, faults and limits, reset."""
+"""The control API under /_sandbox/: state dump, counters, faults and limits, behaviour, reset."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import shapes
+from sandbox.behaviour import BehaviourError
 from sandbox.faults import FAULT_ERRORS
 from sandbox.responses import ApiError, json_body
 
@@ -22,9 +23,14 @@ def _sandbox(request: Request) -> Sandbox:
 
 
 async def state(request: Request) -> Response:
-    """GET /_sandbox/state: everything that arrived, as JSON."""
-    store = _sandbox(request).store
-    customers = [shapes.customer(c, store.data_sources) for c in store.customers.values()]
+    """GET /_sandbox/state: everything that arrived, as JSON (with what the API never shows:
+    each custom attribute's source, the fields dropped, the merges not done yet)."""
+    sandbox = _sandbox(request)
+    store = sandbox.store
+    customers = [
+        {**shapes.customer(c, store.data_sources), "custom_sources": dict(c.custom_sources)}
+        for c in store.customers.values()
+    ]
     return JSONResponse(
         {
             "data_sources": [shapes.data_source(ds) for ds in store.data_sources.values()],
@@ -32,6 +38,9 @@ async def state(request: Request) -> Response:
             "contacts": [shapes.contact(c) for c in store.contacts.values()],
             "custom_attribute_types": dict(store.attribute_types),
             "webhook_receipts": list(store.webhook_receipts),
+            "dropped": list(store.dropped),
+            "pending_jobs": store.pending_jobs,
+            "behaviour": sandbox.behaviour.snapshot(),
         }
     )
 
@@ -72,6 +81,23 @@ async def set_faults(request: Request) -> Response:
     return JSONResponse(_settings(sandbox))
 
 
+async def get_behaviour(request: Request) -> Response:
+    """GET /_sandbox/behaviour: the current behaviour settings."""
+    return JSONResponse(_sandbox(request).behaviour.snapshot())
+
+
+async def set_behaviour(request: Request) -> Response:
+    """POST /_sandbox/behaviour: change any behaviour setting (docs/sandbox.md); a bad or
+    unknown one gets 400 and changes nothing. POST /_sandbox/reset restores the start-up ones."""
+    sandbox = _sandbox(request)
+    body = await json_body(request)
+    try:
+        sandbox.behaviour = sandbox.behaviour.updated(body)
+    except BehaviourError as exc:
+        raise ApiError(400, str(exc)) from None
+    return JSONResponse(sandbox.behaviour.snapshot())
+
+
 async def requests(request: Request) -> Response:
     """GET /_sandbox/requests?since=SEQ&match=TEXT: the answered requests after SEQ."""
     log = _sandbox(request).requests
@@ -95,6 +121,8 @@ ROUTES = [
     Route("/_sandbox/stats", stats, methods=["GET"]),
     Route("/_sandbox/faults", get_faults, methods=["GET"]),
     Route("/_sandbox/faults", set_faults, methods=["POST"]),
+    Route("/_sandbox/behaviour", get_behaviour, methods=["GET"]),
+    Route("/_sandbox/behaviour", set_behaviour, methods=["POST"]),
     Route("/_sandbox/requests", requests, methods=["GET"]),
     Route("/_sandbox/reset", reset, methods=["POST"]),
 ]

@@ -119,6 +119,7 @@ class Gate:
         return f"{method} (no route)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self.sandbox.store.settle(time.monotonic())  # merges due by now are done before it
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
             await self.inner(scope, receive, send)
             return

@@ -7,6 +7,8 @@ from typing import Any
 
 from sandbox.records import CONTACT_TEXT_FIELDS, CUSTOMER_BLANK_FIELDS, CUSTOMER_TEXT_FIELDS
 from sandbox.validation import (
+    NOT_CREATED,
+    Attr,
     Invalid,
     check_key,
     country_code,
@@ -16,8 +18,6 @@ from sandbox.validation import (
     typed_attributes,
     untyped_attributes,
 )
-
-Triples = list[tuple[str, str, object]]
 
 
 def customer_changes(body: Mapping[str, Any]) -> dict[str, Any]:
@@ -53,12 +53,13 @@ def primary_contact(body: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 def customer_attributes(
-    body: Mapping[str, Any], known: Mapping[str, str]
-) -> tuple[list[str], Triples]:
-    """(tags, custom triples) from `attributes`; custom as a typed list or a PATCH object."""
+    body: Mapping[str, Any], known: Mapping[str, str], new_keys: str = "create"
+) -> tuple[list[str], list[Attr], list[str]]:
+    """(tags, custom attributes, ignored keys) from `attributes`; custom as a typed list or a
+    PATCH object. `new_keys` says what happens to keys never created: create, ignore, reject."""
     attributes = body.get("attributes")
     if attributes is None:
-        return [], []
+        return [], [], []
     if not isinstance(attributes, dict):
         raise Invalid({"attributes": "Must be an object with tags and custom."})
     tags = attributes.get("tags") or []
@@ -66,10 +67,17 @@ def customer_attributes(
         raise Invalid({"attributes.tags": "Must be a list of non-empty strings."})
     custom = attributes.get("custom")
     if not custom:
-        return tags, []
+        return tags, [], []
     if isinstance(custom, dict):
-        return tags, untyped_attributes(custom, known)
-    return tags, typed_attributes(custom, known)
+        attrs = untyped_attributes(custom, known, infer=True)
+    else:
+        attrs = typed_attributes(custom, known)
+    fresh = [attr.key for attr in attrs if attr.key not in known]
+    if new_keys == "create" or not fresh:
+        return tags, attrs, []
+    if new_keys == "reject":
+        raise Invalid({f"custom.{key}": NOT_CREATED for key in fresh})
+    return tags, [attr for attr in attrs if attr.key in known], fresh
 
 
 def contact_changes(body: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,6 +20,7 @@ class Sandbox:
         self.rate = RateLimiter(config.rate_limit)
         self.in_flight = InFlight(config.max_in_flight)
         self.requests = RequestLog()
+        self.behaviour = config.behaviour
 
     def _seeded_store(self) -> Store:
         store = Store()
@@ -34,5 +35,6 @@ class Sandbox:
         self.faults = Faults(self.config)
         self.rate = RateLimiter(self.config.rate_limit)
         self.requests = RequestLog()
+        self.behaviour = self.config.behaviour
         self.in_flight.limit = self.config.max_in_flight
         self.in_flight.peak = self.in_flight.current

@@ -54,18 +54,22 @@ class Customer:
     status: str = "New Lead"
     tags: list[str] = field(default_factory=list)
     custom: dict[str, object] = field(default_factory=dict)
+    custom_sources: dict[str, str] = field(default_factory=dict)
+    """Where each custom attribute came from (`source`, default "API"); not in API answers."""
     identities: list[tuple[str, str]] = field(default_factory=list)
     """Every (data source uuid, external id) this customer answers to; several after a merge."""
+    absorbed: dict[tuple[str, str], Customer] = field(default_factory=dict)
+    """The customers merged into this one, by their identity, as they were (for unmerge)."""
 
     @property
     def data_source_uuids(self) -> list[str]:
-        """The distinct data sources, first one first."""
-        return list(dict.fromkeys(ds for ds, _ in self.identities))
+        """One entry per identity, parallel to `external_ids` (not deduplicated, as recorded)."""
+        return [ds for ds, _ in self.identities]
 
     @property
     def external_ids(self) -> list[str]:
-        """The distinct external ids, first one first."""
-        return list(dict.fromkeys(ext for _, ext in self.identities))
+        """One entry per identity, parallel to `data_source_uuids`."""
+        return [ext for _, ext in self.identities]
 
 
 @dataclass

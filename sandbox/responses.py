@@ -10,6 +10,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from sandbox import shapes
+from sandbox.behaviour import Behaviour
 from sandbox.paging import BadCursorError, decode_cursor, per_page
 from sandbox.state import Store
 from sandbox.validation import Invalid
@@ -37,6 +38,12 @@ def _no_constants(name: str) -> object:
 def parse_json(raw: bytes) -> object:
     """Strict JSON: NaN and Infinity, which Python would accept, are refused like elsewhere."""
     return json.loads(raw, parse_constant=_no_constants)
+
+
+def behaviour_of(request: Request) -> Behaviour:
+    """The behaviour settings of the sandbox serving this request (they change at run time)."""
+    behaviour: Behaviour = request.app.state.sandbox.behaviour
+    return behaviour
 
 
 def store_of(request: Request) -> Store:

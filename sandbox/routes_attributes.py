@@ -11,11 +11,19 @@ from starlette.routing import Route
 from sandbox import shapes
 from sandbox.paging import MAX_PER_PAGE
 from sandbox.records import Customer
-from sandbox.responses import ApiError, json_body, store_of
+from sandbox.responses import ApiError, behaviour_of, json_body, store_of
 from sandbox.routes_customers import customer_of, render
-from sandbox.validation import Invalid, check_key, tag_list, typed_attributes, untyped_attributes
+from sandbox.validation import (
+    Attr,
+    Invalid,
+    check_key,
+    tag_list,
+    typed_attributes,
+    untyped_attributes,
+)
 
-Parser = Callable[[object, Mapping[str, str]], list[tuple[str, str, object]]]
+Parser = Callable[[object, Mapping[str, str]], list[Attr]]
+DELETED = "Custom attributes deleted from customer"
 
 
 async def get_attributes(request: Request) -> Response:
@@ -42,15 +50,23 @@ async def update_custom(request: Request) -> Response:
 
 
 async def remove_custom(request: Request) -> Response:
-    """DELETE .../attributes/custom with {"custom": [keys]}: 200 and what remains (the docs)."""
+    """DELETE .../attributes/custom with {"custom": [keys]}. The answer follows the
+    `custom_delete_answer` behaviour: 202 {"custom": what remains (left out when nothing does),
+    "message"}, 204 and no body, or 200 {"custom": what remains}."""
     customer = customer_of(request)
     body = await json_body(request)
     keys = body.get("custom")
     if not isinstance(keys, list):
         raise Invalid({"custom": "Must be a list of attribute keys."})
-    for key in keys:
-        customer.custom.pop(check_key(key), None)
-    return JSONResponse({"custom": dict(customer.custom)})
+    store_of(request).remove_custom(customer, [check_key(key) for key in keys])
+    remaining = dict(customer.custom)
+    status = behaviour_of(request).custom_delete_answer
+    if status == 204:
+        return Response(status_code=204)
+    if status == 200:
+        return JSONResponse({"custom": remaining})
+    answer: dict[str, object] = {"custom": remaining} if remaining else {}
+    return JSONResponse({**answer, "message": DELETED}, status_code=202)
 
 
 async def add_tags(request: Request) -> Response:

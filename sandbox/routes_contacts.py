@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from sandbox import shapes
+from sandbox.behaviour import Behaviour
 from sandbox.inputs import contact_changes
 from sandbox.records import Contact
-from sandbox.responses import json_body, not_found, paging, store_of
+from sandbox.responses import behaviour_of, json_body, not_found, paging, store_of
 from sandbox.routes_customers import customer_of
+from sandbox.state import Store
 from sandbox.validation import Invalid, required_text
 
 
@@ -19,6 +23,23 @@ def _contact(request: Request) -> Contact:
     if found is None:
         raise not_found("Contact", "contact_uuid")
     return found
+
+
+def _kept_custom(
+    store: Store, behaviour: Behaviour, changes: dict[str, Any]
+) -> tuple[dict[str, Any], list[str]]:
+    """`changes` with the custom fields the `contact_custom` behaviour keeps; and the keys it
+    drops (answered as if accepted: the contact's "custom" just lacks them)."""
+    custom: dict[str, object] = changes.get("custom", {})
+    mode = behaviour.contact_custom
+    if mode == "store" or not custom:
+        return changes, []
+    if mode == "drop":
+        kept = {}
+    else:  # drop_unknown: only keys the account already has, on contacts or customers
+        known = store.contact_custom_keys | store.attribute_types.keys()
+        kept = {key: value for key, value in custom.items() if key in known}
+    return {**changes, "custom": kept}, [key for key in custom if key not in kept]
 
 
 async def create_contact(request: Request) -> Response:
@@ -36,7 +57,9 @@ async def create_contact(request: Request) -> Response:
     source = required_text(body, "data_source_uuid", "A data source UUID is required.")
     if source not in store.data_sources:
         raise Invalid({"data_source_uuid": "Data source not found."})
-    contact = store.add_contact(customer, source, **contact_changes(body))
+    changes, dropped = _kept_custom(store, behaviour_of(request), contact_changes(body))
+    contact = store.add_contact(customer, source, **changes)
+    store.note_dropped("contact", contact.uuid, [f"custom.{key}" for key in dropped])
     return JSONResponse(shapes.contact(contact), status_code=201)
 
 
@@ -47,11 +70,14 @@ async def get_contact(request: Request) -> Response:
 
 async def patch_contact(request: Request) -> Response:
     """PATCH /v1/contacts/{uuid}: custom keys given are merged into the existing ones."""
+    store = store_of(request)
     contact = _contact(request)
     changes = contact_changes(await json_body(request))
+    changes, dropped = _kept_custom(store, behaviour_of(request), changes)
     if "custom" in changes:
         changes["custom"] = {**contact.custom, **changes["custom"]}
-    store_of(request).update_contact(contact, changes)
+    store.update_contact(contact, changes)
+    store.note_dropped("contact", contact.uuid, [f"custom.{key}" for key in dropped])
     return JSONResponse(shapes.contact(contact))
 
 

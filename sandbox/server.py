@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
+from typing import Any
 
 import uvicorn
 
@@ -12,6 +14,13 @@ from cmrelay.errors import ConfigurationError
 from cmrelay.logs import configure_logging
 from cmrelay.settings import load_settings
 from sandbox.app import create_sandbox_app
+from sandbox.behaviour import (
+    CONTACT_CUSTOM_MODES,
+    CUSTOM_DELETE_ANSWERS,
+    PATCH_NEW_CUSTOM_MODES,
+    Behaviour,
+    BehaviourError,
+)
 from sandbox.config import SandboxConfig
 from sandbox.runner import uvicorn_config
 
@@ -45,6 +54,47 @@ def add_sandbox_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="DS_UUID",
         help="create a data source with this fixed uuid at start (and after each reset)",
     )
+    add_behaviour_arguments(parser)
+
+
+def add_behaviour_arguments(parser: argparse.ArgumentParser) -> None:
+    """The behaviour options (docs/sandbox.md); each is also settable at /_sandbox/behaviour."""
+    default = Behaviour()
+    group = parser.add_argument_group("behaviour where ChartMogul's rule is a choice")
+    switch = {"action": argparse.BooleanOptionalAction}
+    options: list[tuple[str, dict[str, Any], str]] = [
+        ("lookup_matches_merged", switch, "customer lookups by id also match merged-in ids"),
+        ("state_us_only", switch, "store `state` only for US customers, as ChartMogul does"),
+        ("contact_custom", {"choices": CONTACT_CUSTOM_MODES}, "contact custom fields"),
+        (
+            "patch_new_custom",
+            {"choices": PATCH_NEW_CUSTOM_MODES},
+            "PATCH /customers with custom keys never created",
+        ),
+        (
+            "custom_delete_answer",
+            {"type": int, "choices": CUSTOM_DELETE_ANSWERS},
+            "status of DELETE .../attributes/custom",
+        ),
+        (
+            "merge_delay",
+            {"type": float, "metavar": "S"},
+            "seconds from a merge's 202 to its effect",
+        ),
+    ]
+    for name, kind, text in options:
+        flag = "--" + name.replace("_", "-")
+        group.add_argument(flag, default=getattr(default, name), help=text, **kind)
+
+
+def behaviour_from_args(args: argparse.Namespace) -> Behaviour:
+    """The behaviour named by the CLI options (absent ones keep their defaults)."""
+    names = [f.name for f in dataclasses.fields(Behaviour)]
+    given = {name: getattr(args, name) for name in names if hasattr(args, name)}
+    try:
+        return Behaviour().updated(given)
+    except BehaviourError as exc:
+        raise ConfigurationError(f"sandbox behaviour: {exc}") from None
 
 
 def parse_error_rates(items: list[str] | None) -> dict[int, float]:
@@ -80,6 +130,7 @@ def config_from_args(args: argparse.Namespace) -> SandboxConfig:
         error_rates=parse_error_rates(getattr(args, "error_rate", None)),
         webhook_token=getattr(args, "webhook_token", None),
         data_source_uuid=source,
+        behaviour=behaviour_from_args(args),
     )
 
 

@@ -4,14 +4,21 @@ from __future__ import annotations
 
 import uuid as uuidlib
 from bisect import bisect_left
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import Any
 
 from sandbox.paging import walk
 from sandbox.records import Contact, Customer, DataSource
-from sandbox.validation import DUPLICATE_EXTERNAL_ID, Invalid, format_timestamp
+from sandbox.validation import DUPLICATE_EXTERNAL_ID, Attr, Invalid, format_timestamp
+
+# Fields an unmerged customer gets back from the record it was before the merge.
+RESTORED_FIELDS = (
+    "name", "email", "company", "country", "state", "city", "zip", "owner", "website_url",
+    "lead_created_at", "free_trial_started_at", "status",
+)  # fmt: skip
+DROPPED_KEPT = 10_000  # the state dump lists the latest dropped fields, not all of them
 
 
 def new_uuid(prefix: str) -> str:
@@ -33,7 +40,10 @@ class Store:
         self.customers: dict[str, Customer] = {}
         self.contacts: dict[str, Contact] = {}
         self.attribute_types: dict[str, str] = {}  # fixed per key, account-wide
+        self.contact_custom_keys: set[str] = set()  # keys any contact has stored
         self.webhook_receipts: list[dict[str, Any]] = []
+        self.dropped: deque[dict[str, str]] = deque(maxlen=DROPPED_KEPT)
+        self._jobs: list[tuple[float, int, Callable[[], None]]] = []
         self._seq = 0
         self._customer_by_seq: dict[int, str] = {}
         self._customer_seqs: list[int] = []
@@ -124,7 +134,7 @@ class Store:
 
     def delete_customer(self, customer: Customer) -> None:
         """Remove a customer, its identities and its contacts."""
-        for ds, ext in customer.identities:
+        for ds, ext in list(customer.identities):
             self._unlink_source(customer, ds, ext)
         self._unindex_email(customer.uuid, customer.email, self._customers_by_email)
         for contact_uuid in list(self._contacts_by_customer.get(customer.uuid, ())):
@@ -134,25 +144,40 @@ class Store:
         del self.customers[customer.uuid]
 
     def _unlink_source(self, customer: Customer, ds: str, ext: str) -> None:
+        """Forget one identity; the indexes keep the customer while another identity needs it."""
+        customer.identities.remove((ds, ext))
         self._customer_by_ds_ext.pop((ds, ext), None)
-        self._customers_by_ext[ext].discard(customer.uuid)
-        if not self._customers_by_ext[ext]:
-            del self._customers_by_ext[ext]
-        _drop(self._customer_seqs_by_ds[ds], customer.id)
+        if all(other != ext for _, other in customer.identities):
+            self._customers_by_ext[ext].discard(customer.uuid)
+            if not self._customers_by_ext[ext]:
+                del self._customers_by_ext[ext]
+        if all(other != ds for other, _ in customer.identities):
+            _drop(self._customer_seqs_by_ds[ds], customer.id)
 
-    def check_custom(self, triples: list[tuple[str, str, object]]) -> None:
+    def check_custom(self, attrs: list[Attr]) -> None:
         """Invalid unless every key keeps the type it was first created with."""
         seen = dict(self.attribute_types)
-        for key, kind, _ in triples:
+        for key, kind, _, _ in attrs:
             if seen.setdefault(key, kind) != kind:
                 raise Invalid({f"custom.{key}": f"Attribute already exists with type {seen[key]}."})
 
-    def set_custom(self, customer: Customer, triples: list[tuple[str, str, object]]) -> None:
+    def set_custom(self, customer: Customer, attrs: list[Attr]) -> None:
         """Store validated custom attributes; a key's type is fixed by its first use."""
-        self.check_custom(triples)
-        for key, kind, value in triples:
+        self.check_custom(attrs)
+        for key, kind, value, source in attrs:
             self.attribute_types.setdefault(key, kind)
             customer.custom[key] = value
+            customer.custom_sources[key] = source
+
+    def remove_custom(self, customer: Customer, keys: Iterable[str]) -> None:
+        """Remove custom attributes from a customer (unknown keys are no error)."""
+        for key in keys:
+            customer.custom.pop(key, None)
+            customer.custom_sources.pop(key, None)
+
+    def note_dropped(self, kind: str, uuid: str, fields: Iterable[str]) -> None:
+        """Record fields that were answered as accepted but not stored (shown in the dump)."""
+        self.dropped.extend({"object": kind, "uuid": uuid, "field": name} for name in fields)
 
     def customer_by_identity(self, data_source_uuid: str, external_id: str) -> Customer | None:
         """The customer with this external id in this data source."""
@@ -160,16 +185,61 @@ class Store:
         return self.customers[found] if found else None
 
     def merge_customers(self, source: Customer, target: Customer) -> None:
-        """Fold `source` into `target`: identities, tags, custom attributes and contacts."""
+        """Fold `source` into `target`: its identities join target's lists, its tags, custom
+        attributes and contacts move; target keeps its own main ids; source's uuid is gone."""
         pairs = list(source.identities)
+        absorbed = {**source.absorbed, (source.data_source_uuid, source.external_id): source}
         for contact_uuid in list(self._contacts_by_customer.get(source.uuid, ())):
             self.update_contact(self.contacts[contact_uuid], {"customer_uuid": target.uuid})
         self.delete_customer(source)
         for ds, ext in pairs:
             target.identities.append((ds, ext))
             self._link_source(target, ds, ext)
+        target.absorbed.update(absorbed)
         target.tags.extend(tag for tag in source.tags if tag not in target.tags)
         target.custom = {**source.custom, **target.custom}
+        target.custom_sources = {**source.custom_sources, **target.custom_sources}
+
+    def check_unmerge(self, customer: Customer, data_source_uuid: str, external_id: str) -> None:
+        """Invalid unless (data source, external id) is a merged-in identity of `customer`."""
+        if (data_source_uuid, external_id) not in customer.identities:
+            raise Invalid({"external_id": "This customer has no such data source and external ID."})
+        if (data_source_uuid, external_id) == (customer.data_source_uuid, customer.external_id):
+            raise Invalid({"external_id": "A customer's own external ID cannot be unmerged."})
+
+    def unmerge_customer(
+        self, customer: Customer, data_source_uuid: str, external_id: str
+    ) -> Customer:
+        """Split a merged-in identity off `customer` into a new customer (a new uuid), with the
+        fields, tags and custom attributes it had when it was merged; contacts stay."""
+        self.check_unmerge(customer, data_source_uuid, external_id)
+        pair = (data_source_uuid, external_id)
+        self._unlink_source(customer, *pair)
+        before = customer.absorbed.pop(pair, None)
+        restored = {name: getattr(before, name) for name in RESTORED_FIELDS} if before else {}
+        split = self.add_customer(data_source_uuid, external_id, **restored)
+        if before is not None:
+            split.tags = list(before.tags)
+            split.custom, split.custom_sources = dict(before.custom), dict(before.custom_sources)
+        return split
+
+    # Asynchronous jobs (merges) -----------------------------------------------------------------
+
+    def later(self, due: float, job: Callable[[], None]) -> None:
+        """Run `job` at the first `settle` at or after `due` (monotonic seconds)."""
+        self._jobs.append((due, self._next(), job))
+        self._jobs.sort(key=lambda entry: entry[:2])
+
+    def settle(self, now: float) -> None:
+        """Run the jobs that are due, oldest first."""
+        while self._jobs and self._jobs[0][0] <= now:
+            _, _, job = self._jobs.pop(0)
+            job()
+
+    @property
+    def pending_jobs(self) -> int:
+        """Jobs accepted (202) but not yet done."""
+        return len(self._jobs)
 
     def find_customers(
         self,
@@ -181,8 +251,10 @@ class Store:
         email: str | None = None,
         among: Iterable[str] | None = None,
         keep: Callable[[Customer], bool] | None = None,
+        merged: bool = True,
     ) -> tuple[list[Customer], bool]:
-        """One page of customers matching the filters, via the most selective index."""
+        """One page of customers matching the filters, via the most selective index. With
+        `merged`, the id filters also match identities merged in; without, only main ids."""
         seqs: list[int]
         if among is not None:
             seqs = self._seqs_of(among)
@@ -200,9 +272,11 @@ class Store:
 
         def passes(seq: int) -> bool:
             customer = self.customers[self._customer_by_seq[seq]]
-            if data_source_uuid is not None and all(
-                ds != data_source_uuid for ds, _ in customer.identities
-            ):
+            main = [(customer.data_source_uuid, customer.external_id)]
+            pairs = customer.identities if merged else main
+            if data_source_uuid is not None and all(ds != data_source_uuid for ds, _ in pairs):
+                return False
+            if external_id is not None and all(ext != external_id for _, ext in pairs):
                 return False
             return keep is None or keep(customer)
 
@@ -240,6 +314,7 @@ class Store:
         self._contact_seqs.append(contact.seq)
         self._contacts_by_customer[customer.uuid].add(contact.uuid)
         self._index_email(contact.uuid, contact.email, self._contacts_by_email)
+        self.contact_custom_keys.update(contact.custom)
         return contact
 
     def update_contact(self, contact: Contact, changes: dict[str, Any]) -> None:
@@ -254,6 +329,7 @@ class Store:
         self._index_email(contact.uuid, contact.email, self._contacts_by_email)
         if contact.customer_uuid:
             self._contacts_by_customer[contact.customer_uuid].add(contact.uuid)
+        self.contact_custom_keys.update(contact.custom)
 
     def set_primary_contact(self, customer: Customer, changes: dict[str, Any]) -> Contact:
         """Update the customer's first contact at position 1, or add one there."""

@@ -6,7 +6,7 @@ import math
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import pycountry
 
@@ -14,6 +14,8 @@ DUPLICATE_EXTERNAL_ID = "The external ID for this customer already exists in our
 ATTRIBUTE_TYPES = ("String", "Integer", "Decimal", "Timestamp", "Boolean")
 LEAD_STATUSES = ("New Lead", "Working Lead", "Qualified Lead", "Unqualified Lead")
 MAX_STRING = 255
+NOT_CREATED = "Attribute must first be created using the POST call."
+DEFAULT_SOURCE = "API"  # a custom attribute's `source` when none is given [MCP]
 # ChartMogul: "alphanumeric characters and underscores". The length cap is our own choice.
 _KEY = re.compile(r"^[A-Za-z0-9_]{1,255}$")
 _TRUE = frozenset({"TRUE", "true", "t", "1"})
@@ -126,8 +128,26 @@ _COERCERS = {
 }
 
 
-def typed_attributes(items: object, known: Mapping[str, str]) -> list[tuple[str, str, object]]:
-    """The (key, type, value) triples of a POST-style list; a type must match the known one."""
+class Attr(NamedTuple):
+    """One validated custom attribute: key, type, stored value and where it came from."""
+
+    key: str
+    kind: str
+    value: object
+    source: str = DEFAULT_SOURCE
+
+
+def attribute_source(raw: object, key: str) -> str:
+    """A custom attribute's `source` (absent or null: "API"), or Invalid."""
+    if raw is None:
+        return DEFAULT_SOURCE
+    if not isinstance(raw, str) or not raw.strip() or len(raw) > MAX_STRING:
+        raise Invalid({f"custom.{key}": "Source must be a non-empty string of 255 characters."})
+    return raw
+
+
+def typed_attributes(items: object, known: Mapping[str, str]) -> list[Attr]:
+    """The attributes of a POST-style list; a type must match the known one."""
     if not isinstance(items, list) or not items:
         raise Invalid({"custom": "Must be a non-empty list of {type, key, value} objects."})
     out = []
@@ -140,21 +160,43 @@ def typed_attributes(items: object, known: Mapping[str, str]) -> list[tuple[str,
             raise Invalid({f"custom.{key}": f"Type must be one of {', '.join(ATTRIBUTE_TYPES)}."})
         if known.get(key, kind) != kind:
             raise Invalid({f"custom.{key}": f"Attribute already exists with type {known[key]}."})
-        out.append((key, kind, coerce(kind, key, item["value"])))
+        source = attribute_source(item.get("source"), key)
+        out.append(Attr(key, kind, coerce(kind, key, item["value"]), source))
     return out
 
 
-def untyped_attributes(values: object, known: Mapping[str, str]) -> list[tuple[str, str, object]]:
-    """The (key, type, value) triples of a PUT-style object; each key must already exist."""
+def inferred_type(key: str, value: object) -> str:
+    """The type a new key gets from a bare JSON value (PATCH, where no type is sent)."""
+    if isinstance(value, bool):
+        return "Boolean"
+    if isinstance(value, int):
+        return "Integer"
+    if isinstance(value, float):
+        return "Decimal"
+    if isinstance(value, str):
+        return "String"
+    raise Invalid({f"custom.{key}": "Value must be a string, number or boolean."})
+
+
+def untyped_attributes(
+    values: object, known: Mapping[str, str], *, infer: bool = False
+) -> list[Attr]:
+    """The attributes of a PUT-style object (key: value or key: {value, source}). Each key must
+    already exist, unless `infer`: then a new key takes the type of its value."""
     if not isinstance(values, dict) or not values:
         raise Invalid({"custom": "Must be a non-empty object of key: value."})
     out = []
     for raw_key, raw in values.items():
         key = check_key(raw_key)
-        if key not in known:
-            raise Invalid({f"custom.{key}": "Attribute must first be created using the POST call."})
-        value = raw["value"] if isinstance(raw, dict) and "value" in raw else raw
-        out.append((key, known[key], coerce(known[key], key, value)))
+        wrapped = isinstance(raw, dict) and "value" in raw
+        value = raw["value"] if wrapped else raw
+        source = attribute_source(raw.get("source") if wrapped else None, key)
+        kind = known.get(key)
+        if kind is None:
+            if not infer:
+                raise Invalid({f"custom.{key}": NOT_CREATED})
+            kind = inferred_type(key, value)
+        out.append(Attr(key, kind, coerce(kind, key, value), source))
     return out
 
 

@@ -20,6 +20,7 @@ FIELDS = st.sampled_from(
         *["name", "email", "country", "status", "attributes", "custom", "tags", "external_id"],
         *["data_source_uuid", "customer_uuid", "position", "lead_created_at", "primary_contact"],
         *["from", "into", "type", "message_id", "timestamp", "sent_at", "company", "address"],
+        *["move_to_new_customer", "source", "value", "key"],
     ]
 )
 BODIES = st.dictionaries(FIELDS, JSON, max_size=6) | JSON
@@ -30,6 +31,7 @@ def _targets(customer: str, contact: str) -> list[tuple[str, str]]:
         ("POST", "/v1/customers"),
         ("PATCH", f"/v1/customers/{customer}"),
         ("POST", "/v1/customers/merges"),
+        ("POST", "/v1/customers/unmerges"),
         ("POST", f"/v1/customers/{customer}/attributes/custom"),
         ("PUT", f"/v1/customers/{customer}/attributes/custom"),
         ("DELETE", f"/v1/customers/{customer}/attributes/custom"),
@@ -39,6 +41,7 @@ def _targets(customer: str, contact: str) -> list[tuple[str, str]]:
         ("PATCH", f"/v1/contacts/{contact}"),
         ("POST", "/v1/data_sources"),
         ("POST", "/segment-webhook/tok"),
+        ("POST", "/_sandbox/behaviour"),
     ]
 
 

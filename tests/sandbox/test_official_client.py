@@ -127,25 +127,6 @@ def test_customer_search_by_email_and_404(cm: chartmogul.Config, source: str) ->
     }
 
 
-def test_customer_merge_is_accepted_and_folds_identities(
-    cm: chartmogul.Config, source: str
-) -> None:
-    keep = _customer(cm, source, "keep")
-    gone = _customer(cm, source, "gone", attributes={"tags": ["t"]})
-    result = chartmogul.Customer.merge(
-        cm, data={"from": {"customer_uuid": gone.uuid}, "into": {"customer_uuid": keep.uuid}}
-    ).get()
-    assert result is None  # 202
-    merged = chartmogul.Customer.retrieve(cm, uuid=keep.uuid).get()
-    assert sorted(merged.external_ids) == ["gone", "keep"]
-    assert merged.attributes.tags == ["t"]
-    found = chartmogul.Customer.all(cm, external_id="gone", data_source_uuid=source).get()
-    assert [c.uuid for c in found.entries] == [keep.uuid]
-    assert merged.data_source_uuids == [source]
-    listed = chartmogul.Customer.all(cm, data_source_uuid=source).get()
-    assert [c.uuid for c in listed.entries] == [keep.uuid]
-
-
 def test_custom_attributes_add_update_remove_and_retrieve(
     cm: chartmogul.Config, source: str
 ) -> None:

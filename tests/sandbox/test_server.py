@@ -12,6 +12,7 @@ import pytest
 
 from cmrelay.errors import ConfigurationError
 from cmrelay_cli.main import build_parser
+from sandbox.behaviour import Behaviour
 from sandbox.runner import SandboxServer
 from sandbox.server import config_from_args, parse_error_rates
 
@@ -31,6 +32,24 @@ def test_cli_options_become_the_config() -> None:
     assert (config.api_key, config.rate_limit, config.max_in_flight) == ("s3cr3t-key", 0, 20)
     assert config.error_rates == {502: 0.1}
     assert "s3cr3t" not in repr(config)
+
+
+def test_behaviour_options_become_the_config() -> None:
+    config = config_from_args(build_parser().parse_args(["sandbox"]))
+    assert config.behaviour == Behaviour()
+    flags = ["--no-lookup-matches-merged", "--no-state-us-only", "--contact-custom", "drop"]
+    flags += ["--patch-new-custom", "ignore", "--custom-delete-answer", "204"]
+    config = config_from_args(build_parser().parse_args(["sandbox", *flags, "--merge-delay", "2"]))
+    assert config.behaviour == Behaviour(
+        lookup_matches_merged=False,
+        state_us_only=False,
+        contact_custom="drop",
+        patch_new_custom="ignore",
+        custom_delete_answer=204,
+        merge_delay=2.0,
+    )
+    with pytest.raises(ConfigurationError):
+        config_from_args(build_parser().parse_args(["sandbox", "--merge-delay", "-1"]))
 
 
 def test_a_fixed_data_source_is_seeded_and_survives_reset() -> None:
