@@ -169,6 +169,31 @@ class ChartMogulClient:
                 return dict(entry)
         return None
 
+    def find_merged(self, external_id: str, emails: Sequence[str]) -> dict[str, Any] | None:
+        """The customer holding this id after a merge, when the filtered lookup does not list
+        it: a search by each known email, then a bounded walk over the customers."""
+        for email in dict.fromkeys(e for e in emails if e):
+            try:
+                body = self._request("GET", "customers/search", params={"email": email})
+            except PermanentDeliveryError as exc:
+                if exc.status != 404:  # 404: nobody has that email
+                    raise
+                continue
+            for entry in body.get("entries") or ():
+                if holds_identity(entry, external_id, self.data_source_uuid):
+                    return dict(entry)
+        params = {"per_page": str(PAGE_SIZE)}
+        for _ in range(MAX_PAGES):
+            body = self._request("GET", "customers", params=params)
+            for entry in body.get("entries") or ():
+                if holds_identity(entry, external_id, self.data_source_uuid):
+                    return dict(entry)
+            cursor = body.get("cursor")
+            if not body.get("has_more") or not cursor:
+                break
+            params["cursor"] = str(cursor)
+        return None
+
     def create_customer(
         self, external_id: str, standard: Mapping[str, Any], custom: Sequence[CustomAttribute]
     ) -> dict[str, Any]:

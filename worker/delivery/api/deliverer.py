@@ -197,11 +197,13 @@ class ApiDeliverer:
                 created, without_custom = create_customer(self.client, self.cache, delta, fitted)
             except ExternalIdTakenError:
                 self.create_mode.existed()
-                found = self.client.find_customer(external_id)
+                found = self.client.find_customer(external_id) or self.client.find_merged(
+                    external_id, _emails(delta)
+                )
                 if found is None:
                     raise PermanentDeliveryError(
-                        f"ChartMogul says customer {external_id!r} exists but no lookup finds "
-                        "it (merged into a customer whose lookup does not list the id?)",
+                        f"ChartMogul says customer {external_id!r} exists but neither a lookup, "
+                        "an email search nor a walk over the first customers finds it",
                         status=422,
                     ) from None
             else:
@@ -275,7 +277,15 @@ class ApiDeliverer:
             return
         run.ops.append(op("update_customer", uuid=part.uuid, standard=dict(standard),
                           custom=values))  # fmt: skip
-        run.unstored += part.absorb(standard, values, answer)
+        lost = part.absorb(standard, values, answer)
+        # A PATCH may ignore keys the customer does not carry yet: those get their typed POST.
+        again = {n[len("custom.") :] for n in lost if n.startswith("custom.")}
+        if again:
+            retry = {k: existing[k] for k in again}
+            written, answer = add_new_keys(self.client, self.cache, part.uuid, retry, run)
+            lost = [n for n in lost if not n.startswith("custom.")]
+            lost += part.absorb({}, written, answer)
+        run.unstored += lost
 
     # -- contacts --------------------------------------------------------------------------------
 
@@ -337,6 +347,13 @@ class ApiDeliverer:
     def close(self) -> None:
         """Close the HTTP pool (and forget it, so this process builds a fresh one)."""
         discard_process_client(self.client)
+
+
+def _emails(delta: CustomerDelta) -> list[str]:
+    """Emails the events give for the customer and its contacts (to find a merged customer)."""
+    found = [str(delta.standard.get("email") or "")]
+    found += [str(c.standard.get("email") or "") for c in delta.contacts.values()]
+    return [e for e in found if e]
 
 
 class _StaleCustomerError(Exception):

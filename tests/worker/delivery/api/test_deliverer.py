@@ -290,9 +290,13 @@ def _uuid(state: Any, external_id: str) -> str:
     return found
 
 
-def _create_direct(sandbox: SandboxServer, external_id: str, name: str) -> str:
+def _create_direct(
+    sandbox: SandboxServer, external_id: str, name: str, email: str | None = None
+) -> str:
     """A customer made behind the relay's back (by ChartMogul's own importer, or billing)."""
     body = {"data_source_uuid": DS, "external_id": external_id, "name": name}
+    if email:
+        body["email"] = email
     response = httpx.post(f"{sandbox.base_url}/customers", json=body, auth=(KEY, ""))
     response.raise_for_status()
     made: str = response.json()["uuid"]
@@ -317,3 +321,70 @@ def _requests(sandbox: SandboxServer, since: int) -> list[dict[str, Any]]:
         f"{sandbox.control_url}/requests", params={"since": since}
     ).json()["requests"]
     return found
+
+
+# -- what the real ChartMogul does that the relay must survive (sandbox behaviours) -------------
+
+
+def _behave(sandbox: SandboxServer, **settings: Any) -> None:
+    httpx.post(f"{sandbox.control_url}/behaviour", json=settings).raise_for_status()
+
+
+def _counter(deliverer: ApiDeliverer, name: str) -> int:
+    return int(deliverer.cache.redis.hget(deliverer.cache.keys.counters, name) or 0)
+
+
+@pytest.mark.parametrize("with_email", [True, False])
+def test_a_merged_customer_is_found_when_lookups_do_not_list_merged_ids(
+    deliverer: ApiDeliverer, state: Any, sandbox: SandboxServer, with_email: bool
+) -> None:
+    _behave(sandbox, lookup_matches_merged=False)
+    segment = _create_direct(sandbox, "m3", "Segment side")
+    billing = _create_direct(sandbox, "billing-m3", "Billing side", email="ap@m3.test")
+    _merge(sandbox, segment, billing)
+    traits = {"seats": 4, **({"email": "ap@m3.test"} if with_email else {})}
+    outcome = deliverer.deliver("customer:m3", [_group("m3", 1, **traits)], {})
+    assert outcome.results == []
+    [survivor] = state()["customers"]
+    assert survivor["uuid"] == billing and survivor["attributes"]["custom"]["seats"] == 4
+    # found once, remembered: the next change goes straight to the survivor
+    assert deliverer.deliver("customer:m3", [_group("m3", 2, seats=5)], {}).calls == 1
+
+
+def test_contact_fields_chartmogul_drops_are_counted_and_not_sent_again(
+    deliverer: ApiDeliverer, state: Any, sandbox: SandboxServer
+) -> None:
+    _behave(sandbox, contact_custom="drop")
+    deliverer.deliver("customer:d1", [_group("d1", 1, name="D")], {})
+    traits = {"email": "a@d1.test", "facebook": "a.d1", "company": {"id": "d1"}}
+    ident = _event("identify", 2, userId="a", traits=traits)
+    assert deliverer.deliver("customer:d1", [ident], {}).calls == 1
+    assert state()["contacts"][0]["custom"] == {}
+    assert _counter(deliverer, "dropped_by_chartmogul") == 1
+    again = deliverer.deliver("customer:d1", [{**ident, "messageId": "d1-again"}], {})
+    assert again.calls == 0 and _counter(deliverer, "dropped_by_chartmogul") == 1
+
+
+def test_a_state_chartmogul_does_not_keep_is_counted_once_not_resent(
+    deliverer: ApiDeliverer, state: Any
+) -> None:
+    # No country: the mapping cannot tell, ChartMogul keeps a state only on US addresses.
+    deliverer.deliver("customer:s1", [_group("s1", 1, name="S", state="Bavaria")], {})
+    assert state()["customers"][0]["state"] is None
+    assert _counter(deliverer, "dropped_by_chartmogul") == 1
+    assert (
+        deliverer.deliver("customer:s1", [_group("s1", 2, name="S", state="Bavaria")], {}).calls
+        == 0
+    )
+
+
+def test_a_patch_that_ignores_a_key_new_to_the_customer_falls_back_to_the_typed_post(
+    deliverer: ApiDeliverer, state: Any, sandbox: SandboxServer
+) -> None:
+    _behave(sandbox, patch_new_custom="ignore")
+    deliverer.deliver("customer:i1", [_group("i1", 1, tier="gold")], {})  # tier exists now
+    deliverer.deliver("customer:i2", [_group("i2", 2, name="Two")], {})
+    deliverer.deliver("customer:i2", [_group("i2", 3, name="Two", tier="silver")], {})
+    customers = {c["external_id"]: c for c in state()["customers"]}
+    assert customers["i2"]["attributes"]["custom"]["tier"] == "silver"
+    assert _counter(deliverer, "dropped_by_chartmogul") == 0
