@@ -88,6 +88,12 @@ class Keys:
         return f"{self.prefix}:held:{customer_external_id}"
 
     @property
+    def relay_leads(self) -> str:
+        """HASH user id -> uuid of the lead customer the relay created for that user (merged
+        into the company when a Group call adds the user to one)."""
+        return f"{self.prefix}:leads"
+
+    @property
     def create_mode(self) -> str:
         """STRING score: creates that met an existing customer lately (lookup-first above 3)."""
         return f"{self.prefix}:createmode"

@@ -186,6 +186,9 @@ class Settings:
     # The `source` ChartMogul shows next to custom attributes the relay creates (empty: its
     # default, "API").
     attribute_source: str = "Segment"
+    # A user's own lead customer (made by the relay) when a Group call adds the user to a
+    # company: merge it into the company (one customer, one contact) or keep it.
+    lead_joins_company: str = "merge"
 
     @property
     def broker_url(self) -> str:
@@ -256,6 +259,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "CMRELAY_DELIVERER": ("deliverer", str.strip, False),
     "CONFIRMED_STATE_TTL": ("confirmed_state_ttl", _non_negative_float, False),
     "CUSTOM_ATTRIBUTE_SOURCE": ("attribute_source", str.strip, False),
+    "LEAD_JOINS_COMPANY": ("lead_joins_company", _choice("merge", "keep"), False),
 }
 
 CONFIG_FILE_ENV = "CMRELAY_CONFIG"

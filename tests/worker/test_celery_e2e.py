@@ -185,3 +185,23 @@ def test_a_401_pauses_everyone_and_a_probe_resumes(relay: SandboxRelay) -> None:
     relay.wait_delivered(a, [message_id(first)])
     relay.wait_delivered(b, [message_id(second)])
     assert relay.client.get(relay.keys.pause) is None
+
+
+def test_identify_group_identify_ends_as_one_customer_with_one_contact(
+    relay: SandboxRelay,
+) -> None:
+    cid, entity = new_customer()
+    user = f"lead-{cid}"
+    first = envelope(user_id=user, traits={"email": f"{user}@x.test", "firstName": "Lee"})
+    relay.push(first)
+    relay.wait_delivered(f"customer:{user}", [message_id(first)])
+    assert relay.customers(user)  # the default policy made the user a lead customer
+    joined = envelope("group", user_id=user, group_id=cid, traits={"name": "Joined Co"})
+    relay.push(joined)
+    relay.wait_delivered(entity, [message_id(joined)])
+    again = envelope(user_id=user, traits={"email": f"{user}@x.test", "title": "CTO"})
+    relay.push(again)
+    relay.wait_delivered(entity, [message_id(again)])
+    assert relay.customers(user, cid).keys() == {cid}  # the lead was merged into the company
+    contacts = [c for c in relay.state()["contacts"] if c["external_id"] == user]
+    assert [(c["customer_external_id"], c["title"]) for c in contacts] == [(cid, "CTO")]

@@ -221,6 +221,11 @@ class ChartMogulClient:
             payload["attributes"] = {"custom": dict(custom)}
         return dict(self._request("PATCH", f"customers/{_segment(uuid)}", json=payload))
 
+    def merge_customers(self, source_uuid: str, target_uuid: str) -> None:
+        """Merge one customer into another (ChartMogul answers 202 and finishes on its own)."""
+        body = {"from": {"customer_uuid": source_uuid}, "into": {"customer_uuid": target_uuid}}
+        self._request("POST", "customers/merges", json=body)
+
     def add_custom_attributes(self, uuid: str, attrs: Sequence[CustomAttribute]) -> dict[str, Any]:
         """Define and set attributes new to the customer (POST); returns {"custom": {...}}."""
         body = {"custom": [self._typed(attr) for attr in attrs]}

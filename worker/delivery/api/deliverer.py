@@ -42,7 +42,7 @@ from worker.mapping import (
     merge_events,
 )
 from worker.mapping.operations import typed_attributes
-from worker.mapping.routing import contact_key
+from worker.mapping.routing import contact_key, link_subject
 from worker.mapping.traits import CONTACT_FIELDS, CUSTOMER_FIELDS
 
 log = logging.getLogger(__name__)
@@ -55,7 +55,9 @@ def build(context: DeliveryContext) -> ApiDeliverer:
     keys = Keys(context.settings.key_prefix)
     cache = RelayCache(context.redis, keys)
     held = HeldStore(context.redis, keys, context.settings.confirmed_state_ttl)
-    return ApiDeliverer(client, cache, context.policy, counting, held)
+    deliverer = ApiDeliverer(client, cache, context.policy, counting, held)
+    deliverer.merge_leads = context.settings.lead_joins_company == "merge"
+    return deliverer
 
 
 class ApiDeliverer:
@@ -75,6 +77,7 @@ class ApiDeliverer:
         self.counting = counting or CountingGate(None)
         self.held = held or HeldStore(cache.redis, cache.keys, 0)
         self.create_mode = CreateMode(cache.redis, cache.keys)
+        self.merge_leads = True  # LEAD_JOINS_COMPANY=merge
 
     def deliver(
         self, entity: str, events: Sequence[dict[str, Any]], clock: Mapping[str, str]
@@ -125,6 +128,8 @@ class ApiDeliverer:
             raise
         # A remembered uuid that no call has confirmed in this delivery.
         unverified = known and self.counting.calls == calls_before
+        if self.merge_leads:
+            self._absorb_leads(held, external_id, events, run)
         results: list[EventResult] = []
         clock_updates = dict(delta.clock_updates)
         for uid, contact in delta.contacts.items():
@@ -150,6 +155,39 @@ class ApiDeliverer:
         if cached != held.customer.uuid:
             self.cache.put("customer", external_id, held.customer.uuid)
         return results, clock_updates
+
+    def _absorb_leads(
+        self, held: Held, external_id: str, events: Sequence[dict[str, Any]], run: DeliveryRecord
+    ) -> None:
+        """Merge into this customer the lead customers the relay made for users who now belong
+        to it, so one person ends as one contact here and no lone lead lingers."""
+        users = sorted({u for e in events if (u := _user_of(e)) and u != external_id})
+        if not users:
+            return
+        redis, keys = self.cache.redis, self.cache.keys
+        found: Any = redis.hmget(keys.relay_leads, users)
+        for user, raw in zip(users, found, strict=True):
+            if raw is None:
+                continue
+            lead_uuid = raw.decode()
+            if lead_uuid != held.customer.uuid:
+                try:
+                    self.client.merge_customers(lead_uuid, held.customer.uuid)
+                except PermanentDeliveryError as exc:
+                    if exc.status != 404:  # 404: merged or deleted already
+                        raise
+                else:
+                    run.ops.append(op("merge_customers", lead=user, from_uuid=lead_uuid,
+                                      into_uuid=held.customer.uuid))  # fmt: skip
+                    redis.hincrby(keys.counters, "leads_merged", 1)
+            lead = self.held.load(user)
+            if lead is not None:  # its contacts move with it, uuids unchanged
+                held.contacts.update(lead.contacts)
+                held.contact_emails.update(lead.contact_emails)
+            else:
+                held.contacts_complete = False
+            self.forget(user)
+            redis.hdel(keys.relay_leads, user)
 
     def _customer_gone(self, external_id: str, uuid: str) -> bool:
         """True when ChartMogul no longer has the customer under the uuid we remembered."""
@@ -227,6 +265,10 @@ class ApiDeliverer:
         run.unstored += held.customer.absorb(delta.standard, sent_custom, created)
         if not without_custom:
             self.cache.learn({a.key: a.type for a in fitted.values()})
+        if delta.external_id in delta.contacts:  # a user who is its own (lead) customer
+            self.cache.redis.hset(
+                self.cache.keys.relay_leads, delta.external_id, held.customer.uuid
+            )
         run.ops.append(op("create_customer", external_id=delta.external_id,
                           standard=dict(delta.standard),
                           custom=[] if without_custom else typed_attributes(fitted)))  # fmt: skip
@@ -347,6 +389,11 @@ class ApiDeliverer:
     def close(self) -> None:
         """Close the HTTP pool (and forget it, so this process builds a fresh one)."""
         discard_process_client(self.client)
+
+
+def _user_of(event: Mapping[str, Any]) -> str | None:
+    """The user an event says belongs to its customer (a Group's subject, an Identify's)."""
+    return link_subject(event) if event.get("type") == "group" else contact_key(event)
 
 
 def _emails(delta: CustomerDelta) -> list[str]:

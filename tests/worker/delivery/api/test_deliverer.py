@@ -388,3 +388,45 @@ def test_a_patch_that_ignores_a_key_new_to_the_customer_falls_back_to_the_typed_
     customers = {c["external_id"]: c for c in state()["customers"]}
     assert customers["i2"]["attributes"]["custom"]["tier"] == "silver"
     assert _counter(deliverer, "dropped_by_chartmogul") == 0
+
+
+def test_a_lead_that_joins_a_company_is_merged_into_it_and_stays_one_contact(
+    deliverer: ApiDeliverer, state: Any
+) -> None:
+    ident = {"email": "ann@lead.test", "firstName": "Ann"}
+    deliverer.deliver("customer:ann", [_event("identify", 1, userId="ann", traits=ident)], {})
+    assert [c["external_id"] for c in state()["customers"]] == ["ann"]  # the lead
+    group = _event("group", 2, userId="ann", groupId="acme", traits={"name": "Acme"})
+    outcome = deliverer.deliver("customer:acme", [group], {})
+    assert [op["op"] for op in outcome.planned_operations] == ["create_customer", "merge_customers"]
+    later = _event("identify", 3, userId="ann", traits={**ident, "title": "CTO"})
+    deliverer.deliver("customer:acme", [later], {})
+    dump = state()
+    [company] = dump["customers"]
+    assert company["external_id"] == "acme"
+    [contact] = dump["contacts"]
+    assert (contact["external_id"], contact["customer_external_id"], contact["title"]) == (
+        "ann", "acme", "CTO",
+    )  # fmt: skip
+    assert _counter(deliverer, "leads_merged") == 1
+
+
+def test_with_lead_joins_company_keep_the_lead_stays(deliverer: ApiDeliverer, state: Any) -> None:
+    deliverer.merge_leads = False
+    ident = {"email": "bo@lead.test"}
+    deliverer.deliver("customer:bo", [_event("identify", 1, userId="bo", traits=ident)], {})
+    group = _event("group", 2, userId="bo", groupId="bco", traits={"name": "B Co"})
+    deliverer.deliver("customer:bco", [group], {})
+    assert sorted(c["external_id"] for c in state()["customers"]) == ["bco", "bo"]
+
+
+def test_only_leads_the_relay_made_are_merged(
+    deliverer: ApiDeliverer, state: Any, sandbox: SandboxServer
+) -> None:
+    _create_direct(sandbox, "cy", "Cy, imported by someone else")
+    deliverer.deliver(
+        "customer:cy", [_event("identify", 1, userId="cy", traits={"email": "c@y.test"})], {}
+    )
+    group = _event("group", 2, userId="cy", groupId="cco", traits={"name": "C Co"})
+    deliverer.deliver("customer:cco", [group], {})
+    assert sorted(c["external_id"] for c in state()["customers"]) == ["cco", "cy"]
