@@ -7,6 +7,7 @@ import os
 import re
 import shlex
 import shutil
+import stat
 import subprocess
 import sys
 from dataclasses import dataclass, field
@@ -24,6 +25,8 @@ class Dockerfile:
     copies: list[tuple[list[str], str, str]] = field(default_factory=list)  # (srcs, dest, workdir)
     runs: list[str] = field(default_factory=list)
     cmd: list[str] = field(default_factory=list)
+    user: str = ""
+    base: str = ""
 
     @classmethod
     def parse(cls, text: str) -> Dockerfile:
@@ -35,7 +38,9 @@ class Dockerfile:
                 continue
             op, _, rest = line.partition(" ")
             op = op.upper()
-            if op == "WORKDIR":
+            if op == "FROM":
+                found.base = rest.strip()
+            elif op == "WORKDIR":
                 found.workdir = str(PurePosixPath(found.workdir) / rest.strip())
             elif op == "ENV":
                 found.env.update(dict(item.split("=", 1) for item in shlex.split(rest)))
@@ -48,9 +53,17 @@ class Dockerfile:
                 found.runs.append(rest)
             elif op == "CMD":
                 found.cmd = _json_list(rest)
+            elif op == "USER":
+                found.user = rest.strip()
             else:
                 assert not line.endswith("\\"), f"continuation lines are not read: {line}"
         return found
+
+    def python_version(self) -> str:
+        """`3.11` of `FROM python:3.11-slim`."""
+        match = re.fullmatch(r"python:(\d+\.\d+)[-.\w]*", self.base)
+        assert match, f"FROM {self.base}: expected an official python image"
+        return match.group(1)
 
     def pip_install(self) -> list[str]:
         """The arguments of the image's `pip install` (from its RUN line)."""
@@ -171,6 +184,18 @@ class InstalledImage:
     def workdir(self) -> Path:
         return self.root / PurePosixPath(self.dockerfile.workdir).relative_to("/")
 
+    switch_user: bool = False
+
+    def as_user(self, argv: list[str]) -> list[str]:
+        """`argv` run as the image's USER (numeric), as Docker runs commands and health checks:
+        it can read the image but write nowhere in it, only to /tmp (as under Kubernetes'
+        readOnlyRootFilesystem with an emptyDir on /tmp). As is when `install` could not."""
+        user = self.dockerfile.user
+        if not self.switch_user:
+            return argv
+        assert user.isdigit(), "USER must be numeric for Kubernetes' runAsNonRoot"
+        return ["setpriv", f"--reuid={user}", f"--regid={user}", "--clear-groups", "--", *argv]
+
     def env(self, extra: dict[str, str]) -> dict[str, str]:
         """A container's environment: the image's ENV, then the service's; nothing inherited
         from the test process (no PYTHONPATH, no settings of ours)."""
@@ -184,13 +209,16 @@ class InstalledImage:
 
 def install(tmp: Path) -> InstalledImage:
     """Stage the image under tmp/image and `pip install` it as its RUN line does, in a new venv
-    (the whole dependency tree from the package index, as the image build gets it)."""
+    (the whole dependency tree from the package index, as the image build gets it). `tmp` must
+    be readable by the image's USER."""
     root = tmp / "image"
     dockerfile = stage(root)
     venv = tmp / "venv"
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = _python_for_anyone(dockerfile.python_version())
+    subprocess.run([python or sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     staged = sorted(p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file())
-    image = InstalledImage(root, venv, dockerfile, staged)
+    switch = bool(python and dockerfile.user and os.geteuid() == 0 and shutil.which("setpriv"))
+    image = InstalledImage(root, venv, dockerfile, staged, switch)
     # pip keeps this machine's own configuration (its package index), nothing else of ours.
     env = {k: v for k, v in os.environ.items() if k not in {"PYTHONPATH", "VIRTUAL_ENV"}}
     env["PATH"] = f"{venv / 'bin'}:{env.get('PATH', '/usr/bin:/bin')}"
@@ -200,3 +228,22 @@ def install(tmp: Path) -> InstalledImage:
     )  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
     return image
+
+
+def _python_for_anyone(version: str) -> str | None:
+    """A `python<version>` that a user other than root can run with its standard library (the
+    image's /usr/local one is; a pyenv build under /root is not), or None."""
+    candidates = [Path(sys.executable).resolve(), Path(f"/usr/local/bin/python{version}"),
+                  Path(f"/usr/bin/python{version}")]  # fmt: skip
+    for candidate in candidates:
+        real = candidate.resolve()
+        if real.name == f"python{version}" and real.is_file() and _others_can_reach(real):
+            return str(real)
+    return None
+
+
+def _others_can_reach(path: Path) -> bool:
+    """Every folder above `path` is traversable, and `path` itself runnable, by anyone."""
+    if not path.stat().st_mode & stat.S_IXOTH:
+        return False
+    return all(parent.stat().st_mode & stat.S_IXOTH for parent in path.parents)

@@ -6,15 +6,19 @@ installed with its own `pip install` line into a fresh virtualenv, dependencies 
 environment `docker-compose config` resolves for it, against a real Redis.
 
 Containers are emulated, not run: the services share this host, so compose's service names and
-container ports are rewritten to loopback and free ports (`Network`); the image's Python is
-this machine's (3.11, as the Dockerfile's base image); USER and EXPOSE are not exercised.
+container ports are rewritten to loopback and free ports (`Network`). The image's Python is a
+Python of the Dockerfile's base version on this machine that any user can run; commands run as
+the image's numeric USER, which can read the image and write nowhere but /tmp (as under
+Kubernetes' readOnlyRootFilesystem with /tmp on an emptyDir). EXPOSE is not exercised.
 """
 
 from __future__ import annotations
 
 import re
+import shutil
 import signal
 import subprocess
+import tempfile
 import tomllib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -40,9 +44,15 @@ IDENTIFY = {
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> InstalledImage:
-    """The image, staged and installed once for the module."""
-    return install(tmp_path_factory.mktemp("docker"))
+def image() -> Iterator[InstalledImage]:
+    """The image, staged and installed once for the module (in a folder its USER can read:
+    pytest's own temporary folders are private to root)."""
+    tmp = Path(tempfile.mkdtemp(prefix="cmrelay-image-"))
+    tmp.chmod(0o755)
+    try:
+        yield install(tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _env_file(path: Path) -> dict[str, str]:
@@ -109,7 +119,7 @@ class Services:
         return self.image.env(local)
 
     def argv(self, name: str, argv: list[str]) -> list[str]:
-        return [self.network.localize(name, a) for a in argv]
+        return self.image.as_user([self.network.localize(name, a) for a in argv])
 
     def run(self, name: str, argv: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         """Run a one-off command in `name`'s container (a health check, `docker compose run`)."""
@@ -181,10 +191,20 @@ def test_the_image_holds_exactly_what_the_dockerfile_copies(image: InstalledImag
     assert not [p for p in image.staged if p.endswith(".pyc") or "_cache/" in p]
     # The installed code is the image's own copy, every package of it, not this checkout.
     where = subprocess.run(
-        ["python", "-c", f"import {', '.join(sorted(packages))}; print(cmrelay_cli.__file__)"],
+        image.as_user(
+            ["python", "-c", f"import {', '.join(sorted(packages))}; print(cmrelay_cli.__file__)"]
+        ),
         cwd=image.root, env=image.env({}), capture_output=True, text=True, timeout=60, check=True,
     )  # fmt: skip
     assert where.stdout.startswith(str(image.venv)), where.stdout
+    if image.switch_user:  # the commands below run as the image's user, unable to write in it
+        probe = subprocess.run(
+            image.as_user(["python", "-c", "import os; print(os.getuid()); open('x', 'w')"]),
+            cwd=image.workdir, env=image.env({}), capture_output=True, text=True, timeout=60,
+            check=False,
+        )  # fmt: skip
+        assert probe.stdout.split() == [image.dockerfile.user]
+        assert "Permission denied" in probe.stderr
 
 
 def test_the_build_context_leaves_out_local_state() -> None:
@@ -212,7 +232,7 @@ def test_every_command_the_compose_file_runs_is_in_the_image(image: InstalledIma
     settings = _env_file(SANDBOX_ENV)
     for sub in sorted(subcommands):
         result = subprocess.run(
-            ["cmrelay", sub, "--help"], cwd=image.workdir, env=image.env(settings),
+            image.as_user(["cmrelay", sub, "--help"]), cwd=image.workdir, env=image.env(settings),
             capture_output=True, text=True, timeout=60, check=False,
         )  # fmt: skip
         assert result.returncode == 0, f"cmrelay {sub}: {result.stderr[-2000:]}"
