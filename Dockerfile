@@ -13,8 +13,8 @@ COPY worker ./worker
 COPY sandbox ./sandbox
 COPY admin ./admin
 COPY config ./config
-# A numeric user, so Kubernetes' runAsNonRoot can check it without resolving a name.
-RUN pip install --no-cache-dir . && useradd --system --uid 10001 --no-create-home relay
+# The in-tree build leftovers go; a numeric user, so runAsNonRoot can check it by number.
+RUN pip install --no-cache-dir . && rm -rf build ./*.egg-info && useradd --system --uid 10001 --no-create-home relay
 USER 10001
 # ingest, admin, sandbox
 EXPOSE 8080 8081 8090
