@@ -61,6 +61,8 @@ _DELIVERY_OUTCOMES = {
     "skipped_at_delivery": "skipped",
     "unchanged": "unchanged",
 }
+# keys.counters fields that count attributes left out, by why.
+_LEFT_OUT = {"dropped_attributes": "unfit_type", "dropped_by_chartmogul": "not_kept_by_chartmogul"}
 
 
 def _text(raw: Any) -> str:
@@ -144,15 +146,30 @@ def _engine_counters(counters: dict[str, int]) -> Iterator[Metric]:
     calls = CounterMetricFamily(
         "cmrelay_delivery_calls", "HTTP calls made by successful deliveries."
     )
+    left_out = CounterMetricFamily(
+        "cmrelay_attributes_left_out",
+        "Attribute values not in ChartMogul: unfit for the key's type (not sent), or sent and "
+        "answered 2xx but not kept by ChartMogul.",
+        labels=["reason"],
+    )
+    leads = CounterMetricFamily(
+        "cmrelay_leads_merged", "Lead customers merged into the company their user joined."
+    )
     retries.add_metric([], float(counters.get("retries", 0)))
     calls.add_metric([], float(counters.get("calls", 0)))
+    leads.add_metric([], float(counters.get("leads_merged", 0)))
+    for outcome in sorted(set(_DELIVERY_OUTCOMES.values())):  # every label from the start
+        total = sum(v for f, v in counters.items() if _DELIVERY_OUTCOMES.get(f) == outcome)
+        deliveries.add_metric([outcome], float(total))
+    for field, reason in sorted(_LEFT_OUT.items()):
+        left_out.add_metric([reason], float(counters.get(field, 0)))
     for field, value in sorted(counters.items()):
-        if field in _DELIVERY_OUTCOMES:
-            deliveries.add_metric([_DELIVERY_OUTCOMES[field]], float(value))
-        elif field not in ("retries", "calls"):
+        if field not in _DELIVERY_OUTCOMES and field not in _LEFT_OUT and field not in (
+            "retries", "calls", "leads_merged",
+        ):  # fmt: skip
             outcome, _, reason = field.partition(":")
             accept.add_metric([outcome, reason], float(value))
-    yield from (accept, deliveries, retries, calls)
+    yield from (accept, deliveries, retries, calls, left_out, leads)
 
 
 def _gauges(status: Any, workers: int) -> Iterator[Metric]:

@@ -129,3 +129,21 @@ def test_limiter_responses_waits_pause_dlq_and_workers_are_reported(redis_url: s
 def test_an_unreachable_redis_yields_only_redis_up_zero() -> None:
     client = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
     assert samples(client, Keys()) == {("cmrelay_redis_up", ()): 0.0}
+
+
+def test_delivery_outcomes_start_at_zero_and_left_out_values_have_their_own_metric(
+    redis_url: str,
+) -> None:
+    client, keys = redis.Redis.from_url(redis_url), fresh_keys()
+    got = samples(client, keys)
+    for outcome in ("delivered", "unchanged", "dead_lettered", "skipped"):
+        assert got[("cmrelay_deliveries_total", (("outcome", outcome),))] == 0  # alertable at once
+    client.hset(keys.counters, mapping={"unchanged": 7, "dropped_by_chartmogul": 2,
+                                        "dropped_attributes": 1, "leads_merged": 3})  # fmt: skip
+    got = samples(client, keys)
+    assert got[("cmrelay_deliveries_total", (("outcome", "unchanged"),))] == 7
+    left = "cmrelay_attributes_left_out_total"
+    assert got[(left, (("reason", "not_kept_by_chartmogul"),))] == 2
+    assert got[(left, (("reason", "unfit_type"),))] == 1
+    assert got[("cmrelay_leads_merged_total", ())] == 3
+    assert not any(k[0] == "cmrelay_accept_events_total" and "dropped" in str(k) for k in got)
