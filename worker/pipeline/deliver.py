@@ -31,7 +31,7 @@ MAX_EVENTS = 500  # per delivery: a long backlog is delivered in slices, oldest 
 def deliver_entity(engine: Engine, entity: str) -> str:
     """Deliver what is pending for one entity; returns what happened (for logs and tests)."""
     token = secrets.token_hex(8)
-    keeper = _LeaseKeeper(engine, entity, token)
+    keeper = LeaseKeeper(engine, entity, token)
     if not keeper.acquire():
         return "busy"  # another worker has it; it re-schedules when done
     keeper.start()
@@ -46,7 +46,7 @@ def deliver_entity(engine: Engine, entity: str) -> str:
     return finish.label
 
 
-class _LeaseKeeper(threading.Thread):
+class LeaseKeeper(threading.Thread):
     """Takes the lease, then renews it (pushing the entity's due time on) while work goes on."""
 
     def __init__(self, engine: Engine, entity: str, token: str) -> None:

@@ -27,7 +27,7 @@ from worker.delivery.api.client import (
     discard_process_client,
     process_client,
 )
-from worker.delivery.api.held import Held, HeldPart, held_from_customer
+from worker.delivery.api.held import Held, HeldPart, held_from_customer, view_delta
 from worker.delivery.api.held_store import CreateMode, HeldStore
 from worker.delivery.api.record import DeliveryRecord, op, planned
 from worker.delivery.api.refusal import attribute_refusal
@@ -101,6 +101,21 @@ class ApiDeliverer:
         if self.counting.calls == 0 and not results:
             results = [EventResult(str(e.get("messageId", "")), "unchanged") for e in events]
         return DeliveryOutcome(clock_updates, self.counting.calls, results, run.ops)
+
+    def resync(self, entity: str) -> DeliveryOutcome:
+        """Forget what the relay holds for a customer, re-read ChartMogul and send the relay's
+        view of it again (run under the entity's lease); nothing known, nothing sent."""
+        external_id = entity_external_id(entity)
+        view = self.held.load(external_id)
+        self.forget(external_id)
+        self.counting.reset()
+        if view is None:
+            return DeliveryOutcome({}, 0)
+        run = DeliveryRecord()
+        delta = view_delta(external_id, view, self.cache.types())
+        results, _ = self._deliver_once(delta, [], run, trust=False)
+        self.held.count_unstored(run.unstored, entity)
+        return DeliveryOutcome({}, self.counting.calls, results, run.ops)
 
     def forget(self, external_id: str) -> None:
         """Drop what the relay remembers of a customer (record and uuid)."""

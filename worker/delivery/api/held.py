@@ -12,7 +12,9 @@ from typing import Any
 
 import orjson
 
+from worker.mapping import AttrType, ContactFields, CustomAttribute, CustomerDelta
 from worker.mapping.operations import same_value
+from worker.mapping.types import infer
 
 FORMAT = 1  # bumped when the stored shape changes; an older record is simply not used
 
@@ -126,6 +128,29 @@ class Held:
             )
         except (orjson.JSONDecodeError, KeyError, TypeError, AttributeError):
             return None
+
+
+def view_delta(external_id: str, held: Held, types: Mapping[str, AttrType]) -> CustomerDelta:
+    """The relay's view of a customer (what it last had confirmed) as a delta to send again."""
+
+    def attrs(values: Mapping[str, Any]) -> dict[str, CustomAttribute]:
+        out: dict[str, CustomAttribute] = {}
+        for key, value in values.items():
+            inferred = infer(key, value)
+            if isinstance(inferred, CustomAttribute):
+                out[key] = CustomAttribute(key, types.get(key, inferred.type), inferred.value)
+        return out
+
+    contacts = {
+        uid: ContactFields(uid, dict(part.standard), attrs(part.custom))
+        for uid, part in held.contacts.items()
+        if not uid.startswith("@")  # a contact with no external id is not the relay's
+    }
+    return CustomerDelta(
+        external_id=external_id, standard=dict(held.customer.standard),
+        custom=attrs(held.customer.custom), contacts=contacts, clock_updates={},
+        message_ids=(), dropped=(),
+    )  # fmt: skip
 
 
 def custom_of(answer: Mapping[str, Any]) -> Mapping[str, Any] | None:

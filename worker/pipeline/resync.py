@@ -1,0 +1,56 @@
+"""`cmrelay resync`: forget what the relay holds for customers, re-read ChartMogul and send the
+relay's view again, each under its entity's lease so no delivery runs beside it."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Iterator
+from typing import Any, Protocol
+
+from cmrelay.keys import entity_key
+from worker.delivery.contract import DeliveryOutcome
+from worker.pipeline.deliver import LeaseKeeper
+from worker.pipeline.engine import Engine
+
+log = logging.getLogger(__name__)
+
+
+class Resyncable(Protocol):
+    """A deliverer that can send its view of a customer again (the REST API one)."""
+
+    def resync(self, entity: str) -> DeliveryOutcome:
+        """Forget, re-read ChartMogul, send the view again."""
+        ...
+
+
+def held_entities(engine: Engine) -> Iterator[str]:
+    """Every customer entity the relay holds a confirmed-state record for."""
+    prefix = engine.keys.confirmed("")
+    for raw in engine.redis.scan_iter(match=engine.keys.confirmed("*"), count=1000):
+        key: Any = raw.decode() if isinstance(raw, bytes) else raw
+        yield entity_key(key[len(prefix) :])
+
+
+def resync_entity(engine: Engine, entity: str) -> str:
+    """Resync one entity; returns what happened, for the CLI."""
+    deliverer = engine.deliverer
+    if not hasattr(deliverer, "resync"):
+        return "nothing to do: DELIVERY_MODE=webhook keeps no view of ChartMogul"
+    resyncable: Resyncable = deliverer  # type: ignore[assignment]
+    token = secrets.token_hex(8)
+    keeper = LeaseKeeper(engine, entity, token)
+    if not keeper.acquire():
+        return "busy: a worker is delivering it; try again"
+    keeper.start()
+    try:
+        outcome = resyncable.resync(entity)
+    finally:
+        keeper.stop()
+        # Hand the entity back: a delivery of anything that queued meanwhile runs next.
+        if engine.redis.get(engine.keys.lease(entity)) == token.encode():
+            engine.redis.delete(engine.keys.lease(entity))
+        engine.redis.zadd(engine.keys.due, {entity: 0})
+    failed = [r for r in outcome.results if r.status == "failed"]
+    note = f", {len(failed)} contact(s) refused" if failed else ""
+    return f"resynced with {outcome.calls} call(s){note}"
