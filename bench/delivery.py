@@ -148,11 +148,27 @@ def run_relay(
         dead = pipe.counters().get("dead_lettered", 0)
         if dead:
             print(f"  warning: {dead} events dead-lettered", flush=True)
+        if system == "relay":
+            print(f"  {trace.name}: {record_memory(pipe)}", flush=True)
         row = Row(latency, trace.name, system, events, seconds, calls, dict(status))
         row.busy_share = sampler.busy_share() if sampler else 0.0
         return row
     finally:
         pipe.close()
+
+
+def record_memory(pipe: Pipeline, sample: int = 500) -> str:
+    """Redis memory of the confirmed-state record per customer (MEMORY USAGE, sampled)."""
+    keys = []
+    for key in pipe.client.scan_iter(match=pipe.keys.confirmed("*"), count=1000):
+        keys.append(key)
+        if len(keys) >= sample:
+            break
+    if not keys:
+        return "no confirmed-state records"
+    sizes = [int(pipe.client.memory_usage(k) or 0) for k in keys]  # type: ignore[arg-type]
+    return (f"confirmed-state record: {sum(sizes) / len(sizes):.0f} bytes per customer "
+            f"(MEMORY USAGE, {len(sizes)} sampled)")  # fmt: skip
 
 
 def forget_everything(pipe: Pipeline) -> None:

@@ -189,6 +189,9 @@ class Settings:
     # A user's own lead customer (made by the relay) when a Group call adds the user to a
     # company: merge it into the company (one customer, one contact) or keep it.
     lead_joins_company: str = "merge"
+    # A null trait: "ignore" leaves the custom attribute as it is (Segment's destination does
+    # the same); "clear" removes it from the customer.
+    null_traits: str = "ignore"
 
     @property
     def broker_url(self) -> str:
@@ -260,6 +263,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "CONFIRMED_STATE_TTL": ("confirmed_state_ttl", _non_negative_float, False),
     "CUSTOM_ATTRIBUTE_SOURCE": ("attribute_source", str.strip, False),
     "LEAD_JOINS_COMPANY": ("lead_joins_company", _choice("merge", "keep"), False),
+    "NULL_TRAITS": ("null_traits", _choice("ignore", "clear"), False),
 }
 
 CONFIG_FILE_ENV = "CMRELAY_CONFIG"

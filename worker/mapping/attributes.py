@@ -25,8 +25,12 @@ def attributes_from(
     renames: Mapping[str, str],
     forced: Mapping[str, AttrType],
     strip_prefix: str = "",
+    null_clears: bool = False,
 ) -> tuple[dict[str, CustomAttribute], list[Dropped]]:
-    """Custom attributes for (path, value) leaves; on a key collision the first trait wins."""
+    """Custom attributes for (path, value) leaves; on a key collision the first trait wins.
+
+    With `null_clears`, a null value becomes a clear: an attribute whose value is None.
+    """
     custom: dict[str, CustomAttribute] = {}
     dropped: list[Dropped] = []
     origin: dict[str, str] = {}
@@ -43,6 +47,10 @@ def attributes_from(
             continue
         if key in custom:
             dropped.append(Dropped(path, f"key {key!r} already set by trait {origin[key]!r}"))
+            continue
+        if value is None and null_clears:
+            custom[key] = CustomAttribute(key, forced.get(path, "String"), None)
+            origin[key] = path
             continue
         result = (
             typed(key, value, forced[path], path) if path in forced else infer(key, value, path)

@@ -32,7 +32,7 @@ def plan_event(
     if not isinstance(event, Mapping):
         return EventPlan(None, None, ())
     if event.get("type") == "group":
-        return _plan_group(event, customer_external_id, policy.group)
+        return _plan_group(event, customer_external_id, policy.group, policy.null_clears)
     if event.get("type") == "identify":
         return _plan_identify(event, customer_external_id, policy)
     return EventPlan(None, None, ())
@@ -42,11 +42,15 @@ def _leaves(traits: Mapping[str, Any], overrides: CallOverrides) -> dict[str, An
     return {path: v for path, v in flatten(traits) if not overrides.ignores(path)}
 
 
-def _plan_group(event: Mapping[str, Any], external_id: str, ov: CallOverrides) -> EventPlan:
+def _plan_group(
+    event: Mapping[str, Any], external_id: str, ov: CallOverrides, null_clears: bool
+) -> EventPlan:
     leaves = _leaves(traits_of(event), ov)
     standard, consumed, dropped = pick_standard(leaves, GROUP_CUSTOMER, ov.standard)
     rest = [(p, v) for p, v in leaves.items() if p not in consumed and p not in IDENTITY_TRAITS]
-    custom, more = attributes_from(rest, renames=ov.rename, forced=ov.types)
+    custom, more = attributes_from(
+        rest, renames=ov.rename, forced=ov.types, null_clears=null_clears
+    )
     return EventPlan(CustomerFields(external_id, standard, custom), None, (*dropped, *more))
 
 
@@ -71,7 +75,7 @@ def _plan_identify(
 
     customer: CustomerFields | None = None
     if company_id(event, policy) == customer_external_id:
-        customer, found = _company_customer(customer_external_id, company, ov)
+        customer, found = _company_customer(customer_external_id, company, ov, policy.null_clears)
         dropped += found
     else:
         if company:
@@ -91,7 +95,7 @@ def _plan_identify(
 
 
 def _company_customer(
-    external_id: str, company: Mapping[str, Any], ov: CallOverrides
+    external_id: str, company: Mapping[str, Any], ov: CallOverrides, null_clears: bool
 ) -> tuple[CustomerFields | None, list[Dropped]]:
     overrides = {p[len(_COMPANY) :]: f for p, f in ov.standard.items() if p.startswith(_COMPANY)}
     standard, consumed, dropped = pick_standard(company, IDENTIFY_COMPANY, overrides)
@@ -100,7 +104,9 @@ def _company_customer(
         for p, v in company.items()
         if p not in consumed and p not in IDENTITY_TRAITS
     ]
-    custom, more = attributes_from(rest, renames=ov.rename, forced=ov.types, strip_prefix=_COMPANY)
+    custom, more = attributes_from(
+        rest, renames=ov.rename, forced=ov.types, strip_prefix=_COMPANY, null_clears=null_clears
+    )
     dropped += more
     if not standard and not custom:
         return None, dropped

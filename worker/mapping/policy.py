@@ -38,6 +38,7 @@ class MappingPolicy:
     company_creation: Literal["identify", "group"] = "identify"
     group: CallOverrides = field(default_factory=CallOverrides)
     identify: CallOverrides = field(default_factory=CallOverrides)
+    null_clears: bool = False  # NULL_TRAITS=clear: a null trait removes the custom attribute
 
 
 def load_mapping_policy(settings: Settings) -> MappingPolicy:
@@ -45,15 +46,16 @@ def load_mapping_policy(settings: Settings) -> MappingPolicy:
     creation: Literal["identify", "group"] = (
         "group" if settings.company_creation == "group" else "identify"
     )
+    clears = settings.null_traits == "clear"
     if not settings.mapping_file:
-        return MappingPolicy(company_creation=creation)
+        return MappingPolicy(company_creation=creation, null_clears=clears)
     path = Path(settings.mapping_file)
     data = load_toml(path, "MAPPING_FILE")
     try:
         overrides = parse_overrides(data.get("mapping", data))
     except ValueError as exc:
         raise ConfigurationError(f"MAPPING_FILE {path}: {exc}") from None
-    return MappingPolicy(company_creation=creation, **overrides)
+    return MappingPolicy(company_creation=creation, null_clears=clears, **overrides)
 
 
 def parse_overrides(data: Mapping[str, Any]) -> dict[str, CallOverrides]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -298,3 +299,11 @@ def test_a_state_outside_the_us_is_not_sent_and_says_why() -> None:
     assert [(d.field, d.reason) for d in plan.dropped] == [
         ("state", "ChartMogul keeps a state only for US addresses")
     ]
+
+
+def test_a_null_trait_is_a_clear_only_when_the_policy_says_so() -> None:
+    event = {"type": "group", "groupId": "g3", "traits": {"plan": None, "seats": 2}}
+    cleared = plan_event(event, "g3", replace(POLICY, null_clears=True)).customer
+    kept = plan_event(event, "g3", POLICY).customer
+    assert cleared is not None and cleared.custom["plan"].value is None
+    assert kept is not None and "plan" not in kept.custom

@@ -29,6 +29,9 @@ def fit_types(
     """Each attribute in the type ChartMogul already holds for its key; unfit ones dropped."""
     out: dict[str, CustomAttribute] = {}
     for key, attr in custom.items():
+        if attr.value is None:  # a clear (NULL_TRAITS=clear): nothing to fit
+            out[key] = attr
+            continue
         existing = types.get(key)
         fitted = coerce(attr, existing) if existing else attr
         if isinstance(fitted, Dropped):

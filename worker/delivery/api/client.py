@@ -221,6 +221,13 @@ class ChartMogulClient:
             payload["attributes"] = {"custom": dict(custom)}
         return dict(self._request("PATCH", f"customers/{_segment(uuid)}", json=payload))
 
+    def delete_custom_attributes(self, uuid: str, keys: Sequence[str]) -> dict[str, Any]:
+        """Remove custom attributes from a customer; unknown keys are no error."""
+        body = {"custom": list(keys)}
+        return dict(
+            self._request("DELETE", f"customers/{_segment(uuid)}/attributes/custom", json=body)
+        )
+
     def merge_customers(self, source_uuid: str, target_uuid: str) -> None:
         """Merge one customer into another (ChartMogul answers 202 and finishes on its own)."""
         body = {"from": {"customer_uuid": source_uuid}, "into": {"customer_uuid": target_uuid}}

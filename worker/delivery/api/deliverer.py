@@ -226,7 +226,8 @@ class ApiDeliverer:
         if held is None and cached is not None:
             held = Held(HeldPart(cached))  # uuid known, values not: one PATCH says it all
         elif held is None:
-            held, types = self._find_or_create(delta, fitted, types, run, lookup_first)
+            values = {k: a for k, a in fitted.items() if a.value is not None}  # no clears
+            held, types = self._find_or_create(delta, values, types, run, lookup_first)
         self._write_customer(held, delta.standard, fitted, types, run)
         return held
 
@@ -299,6 +300,8 @@ class ApiDeliverer:
     ) -> None:
         """One PATCH for changed standard fields and existing keys; a POST for new keys."""
         part = held.customer
+        cleared = [k for k, a in fitted.items() if a.value is None]
+        fitted = {k: a for k, a in fitted.items() if a.value is not None}
         changed_standard = part.changed_standard(standard)
         changed = part.changed_custom({k: a.value for k, a in fitted.items()})
         existing = {k: fitted[k] for k in changed if k in types or k in part.custom}
@@ -308,6 +311,15 @@ class ApiDeliverer:
         if new:
             written, answer = add_new_keys(self.client, self.cache, part.uuid, new, run)
             run.unstored += part.absorb({}, written, answer)
+        # A key is removed only where ChartMogul may hold it (a record that knows nothing of
+        # the customer's keys cannot tell, so it asks for the keys the account has).
+        doomed = [k for k in cleared if k in part.custom or (not part.custom and k in types)]
+        if doomed:
+            self.client.delete_custom_attributes(part.uuid, doomed)
+            run.ops.append(op("remove_custom_attributes", uuid=part.uuid, keys=doomed))
+            for key in doomed:
+                part.custom.pop(key, None)
+                part.refused.pop(f"custom.{key}", None)
 
     def _patch_customer(
         self,

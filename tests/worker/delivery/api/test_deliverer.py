@@ -430,3 +430,23 @@ def test_only_leads_the_relay_made_are_merged(
     group = _event("group", 2, userId="cy", groupId="cco", traits={"name": "C Co"})
     deliverer.deliver("customer:cco", [group], {})
     assert sorted(c["external_id"] for c in state()["customers"]) == ["cco", "cy"]
+
+
+def test_with_null_traits_clear_a_null_removes_the_custom_attribute(
+    sandbox: SandboxServer, redis_url: str, state: Any
+) -> None:
+    deliverer = _deliverer(sandbox, redis_url)
+    deliverer.policy = MappingPolicy(null_clears=True)
+    deliverer.deliver("customer:n1", [_group("n1", 1, plan="pro", seats=3)], {})
+    outcome = deliverer.deliver("customer:n1", [_group("n1", 2, plan=None, seats=3)], {})
+    deliverer.close()
+    assert [op["op"] for op in outcome.planned_operations] == ["remove_custom_attributes"]
+    assert state()["customers"][0]["attributes"]["custom"] == {"seats": 3}
+
+
+def test_by_default_a_null_leaves_the_attribute_as_it_is(
+    deliverer: ApiDeliverer, state: Any
+) -> None:
+    deliverer.deliver("customer:n2", [_group("n2", 1, plan="pro")], {})
+    assert deliverer.deliver("customer:n2", [_group("n2", 2, plan=None)], {}).calls == 0
+    assert state()["customers"][0]["attributes"]["custom"] == {"plan": "pro"}
