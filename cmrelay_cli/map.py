@@ -15,6 +15,8 @@ from worker.mapping.operations import Operation, diff_operations, plan_operation
 
 # Reads the customer and its contacts; returns (customer or None, contacts).
 StateReader = Callable[[str], tuple[dict[str, Any] | None, list[dict[str, Any]]]]
+# The relay's record of what ChartMogul did not keep: customer external id -> {who: names}.
+NotKept = Callable[[str], dict[str, set[str]]]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -50,6 +52,7 @@ def describe(
     policy: MappingPolicy,
     linked_group: str | None,
     read_state: StateReader | None = None,
+    not_kept: NotKept | None = None,
 ) -> list[dict[str, Any]]:
     """The route, operations and dropped values of each event (with current state when given)."""
     results = []
@@ -70,9 +73,25 @@ def describe(
                 result["operations"] = plan_operations(plan, customer_id)
             else:
                 customer, contacts = read_state(customer_id)
-                result["operations"] = diff_operations(plan, customer_id, customer, contacts)
+                ops = diff_operations(plan, customer_id, customer, contacts)
+                result["operations"] = _mark_not_kept(
+                    ops, plan, not_kept(customer_id) if not_kept else {}
+                )
         results.append(result)
     return results
+
+
+def _mark_not_kept(
+    ops: list[Operation], plan: Any, refused: dict[str, set[str]]
+) -> list[Operation]:
+    """Flag changes ChartMogul accepted but did not keep the last time the relay sent them."""
+    contact = plan.contact.external_id if plan.contact is not None else None
+    for op in ops:
+        who = contact if op["op"] == "update_contact" else ""
+        names = sorted(set(op.get("changes", {})) & refused.get(who or "", set()))
+        if names:
+            op["not_kept_by_chartmogul"] = names
+    return ops
 
 
 def render(results: list[dict[str, Any]], out: TextIO) -> None:
@@ -94,7 +113,12 @@ def render(results: list[dict[str, Any]], out: TextIO) -> None:
 
 
 def _op_line(op: Operation) -> str:
-    details = {k: v for k, v in op.items() if k != "op"}
+    details = {k: v for k, v in op.items() if k not in ("op", "not_kept_by_chartmogul")}
+    if op.get("not_kept_by_chartmogul"):
+        details["note"] = (
+            f"ChartMogul did not keep {', '.join(op['not_kept_by_chartmogul'])} last time; "
+            "the relay does not resend an unchanged value"
+        )
     return f"{op['op']} " + " ".join(
         f"{k}={json.dumps(v, ensure_ascii=False)}" for k, v in details.items()
     )
@@ -118,6 +142,32 @@ def _state_reader(settings: Any) -> tuple[StateReader, Callable[[], None]]:
     return read, client.close
 
 
+def _not_kept_reader(settings: Any) -> NotKept:
+    """What the relay's confirmed-state record says ChartMogul did not keep (empty when Redis
+    cannot be reached: the diff against ChartMogul is still right)."""
+    import redis
+
+    from cmrelay.keys import Keys
+    from cmrelay.redis_conn import connect
+    from worker.delivery.api.held_store import HeldStore
+
+    def read(external_id: str) -> dict[str, set[str]]:
+        try:
+            client = connect(settings.redis_url, socket_connect_timeout=1, socket_timeout=1)
+            held = HeldStore(client, Keys(settings.key_prefix), settings.confirmed_state_ttl)
+            record = held.load(external_id)
+            client.close()
+        except redis.RedisError:
+            return {}
+        if record is None:
+            return {}
+        out = {"": set(record.customer.refused)}
+        out |= {uid: set(part.refused) for uid, part in record.contacts.items()}
+        return out
+
+    return read
+
+
 def run(args: argparse.Namespace, stdin: TextIO | None = None, out: TextIO | None = None) -> int:
     """Handler of `cmrelay map`."""
     from cmrelay.settings import load_settings
@@ -139,7 +189,8 @@ def run(args: argparse.Namespace, stdin: TextIO | None = None, out: TextIO | Non
         return 1
     reader, close = _state_reader(settings) if args.diff else (None, lambda: None)
     try:
-        results = describe(events, policy, args.linked_group, reader)
+        not_kept = _not_kept_reader(settings) if args.diff else None
+        results = describe(events, policy, args.linked_group, reader, not_kept)
     except DeliveryError as exc:
         print(f"cmrelay map: cannot read ChartMogul's state: {exc}", file=sys.stderr)
         return 1

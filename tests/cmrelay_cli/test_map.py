@@ -114,9 +114,50 @@ def test_diff_reads_state_and_shows_only_changes(
     (result,) = json.loads(capsys.readouterr().out)
     assert result["operations"] == [
         {
-            "op": "update_custom_attributes",
+            "op": "update_customer",
             "uuid": "cus_1",
-            "changes": {"plan": {"from": "basic", "to": "pro"}},
+            "changes": {"custom.plan": {"from": "basic", "to": "pro"}},
         }
     ]
     assert [r.method for r in server.requests] == ["GET", "GET"]
+
+
+def test_diff_marks_what_chartmogul_did_not_keep_last_time(
+    server: RecordingServer,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    redis_url: str,
+) -> None:
+    import redis
+
+    from cmrelay.keys import Keys
+    from worker.delivery.api.held import Held, HeldPart
+    from worker.delivery.api.held_store import HeldStore
+
+    def chartmogul(record: Recorded) -> Reply:
+        entry = {"uuid": "cus_1", "external_id": "g1", "data_source_uuid": "ds_1",
+                 "name": "Initech", "company": "Initech", "city": "Austin", "state": None,
+                 "attributes": {"custom": {"plan": "pro"}}}  # fmt: skip
+        entries = [entry] if record.path == "/v1/customers" else []
+        return Reply(200, {"entries": entries, "has_more": False, "cursor": None})
+
+    server.responder = chartmogul
+    prefix = "mapnk"
+    held = Held(HeldPart("cus_1", {"name": "Initech"}, {"plan": "pro"}, {"state": "Texas"}))
+    HeldStore(redis.Redis.from_url(redis_url), Keys(prefix), 60).save("g1", held)
+    for name, value in {"CHARTMOGUL_API_KEY": "k", "CHARTMOGUL_DATA_SOURCE_UUID": "ds_1",
+                        "CHARTMOGUL_API_BASE": server.url + "/v1", "REDIS_URL": redis_url,
+                        "CMRELAY_KEY_PREFIX": prefix}.items():  # fmt: skip
+        monkeypatch.setenv(name, value)
+    event = {**EVENT, "traits": {"name": "Initech", "plan": "pro",
+                                 "address": {"city": "Austin", "state": "Texas"}}}  # fmt: skip
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(event))
+    assert main(["map", str(path), "--diff", "--json"]) == 0
+    (result,) = json.loads(capsys.readouterr().out)
+    (op,) = result["operations"]
+    assert op["changes"] == {"state": {"from": None, "to": "Texas"}}
+    assert op["not_kept_by_chartmogul"] == ["state"]
+    assert main(["map", str(path), "--diff"]) == 0
+    assert "ChartMogul did not keep state last time" in capsys.readouterr().out

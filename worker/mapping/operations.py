@@ -100,18 +100,17 @@ def diff_operations(
         return created
     ops: list[Operation] = []
     uuid = customer.get("uuid")
-    changed = _changes(customer, fields.standard)
-    if changed:
-        ops.append({"op": "update_customer", "uuid": uuid, "changes": changed})
     existing = (customer.get("attributes") or {}).get("custom") or {}
+    changed = _changes(customer, fields.standard)
+    updated = _changes(existing, {k: a.value for k, a in fields.custom.items() if k in existing})
+    changed |= {f"custom.{key}": change for key, change in updated.items()}
+    if changed:  # one PATCH carries standard fields and existing keys, as the relay sends them
+        ops.append({"op": "update_customer", "uuid": uuid, "changes": changed})
     new = {k: a for k, a in fields.custom.items() if k not in existing}
     if new:
         ops.append(
             {"op": "add_custom_attributes", "uuid": uuid, "attributes": typed_attributes(new)}
         )
-    updated = _changes(existing, {k: a.value for k, a in fields.custom.items() if k in existing})
-    if updated:
-        ops.append({"op": "update_custom_attributes", "uuid": uuid, "changes": updated})
     if plan.contact is not None:
         ops += _contact_diff(fields.external_id, plan.contact, contacts)
     return ops
