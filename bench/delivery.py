@@ -141,6 +141,10 @@ def run_relay(
             pipe.settle(timeout, settled)
             total, after = sandbox_calls(target)
             if phase.measured:
+                spent = total - base
+                per = spent / len(phase.events)
+                print(f"  {trace.name} / {system} / {phase.name}: {len(phase.events):,} "
+                      f"events, {spent:,} calls, {per:.3f} calls/event", flush=True)  # fmt: skip
                 seconds += time.monotonic() - started
                 events += len(phase.events)
                 calls += total - base
@@ -298,7 +302,7 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="trace sizes x this")
     parser.add_argument("--pace", type=float, default=200, help="events/s sent to the ingest")
     parser.add_argument("--systems", default="relay,record off", help="relay variants to run")
-    parser.add_argument("--naive-events", type=int, default=300, help="events per naive phase")
+    parser.add_argument("--naive-events", type=int, default=150, help="events per naive phase")
     parser.add_argument("--latencies", default="0", help="sandbox latencies, seconds")
     parser.add_argument("--latency-events", type=int, default=50, help="end-to-end samples")
     parser.add_argument("--skip-naive", action="store_true")

@@ -6,12 +6,14 @@ or `cmrelay metrics`). Names and labels are documented in docs/metrics.md.
 
 from __future__ import annotations
 
+import importlib.metadata
+import platform
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 import redis
-from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client import CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -250,4 +252,25 @@ def render(client: redis.Redis, keys: Keys, heartbeat_ttl: float = 30.0) -> byte
     """The Prometheus text exposition of every relay metric."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(RelayCollector(client, keys, heartbeat_ttl))
+    registry.register(BuildInfo())
+    # CPU, memory and open files of the process serving the scrape (an ingest replica).
+    ProcessCollector(registry=registry)
     return generate_latest(registry)
+
+
+class BuildInfo(Collector):
+    """cmrelay_build_info{version, python} 1: which release answers, for dashboards."""
+
+    def collect(self) -> Iterator[Metric]:
+        family = GaugeMetricFamily(
+            "cmrelay_build_info", "The relay's version (always 1).", labels=["version", "python"]
+        )
+        family.add_metric([_version(), platform.python_version()], 1.0)
+        yield family
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("chartmogul-relay")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"

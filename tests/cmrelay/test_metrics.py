@@ -4,6 +4,7 @@ latency recorder, heartbeat) put in Redis, and degrades to cmrelay_redis_up 0.""
 from __future__ import annotations
 
 import asyncio
+import importlib.metadata
 import time
 import uuid
 
@@ -126,9 +127,12 @@ def test_limiter_responses_waits_pause_dlq_and_workers_are_reported(redis_url: s
     assert got[("cmrelay_redis_up", ())] == 1
 
 
-def test_an_unreachable_redis_yields_only_redis_up_zero() -> None:
+def test_an_unreachable_redis_yields_only_redis_up_zero_of_the_relays_metrics() -> None:
     client = redis.Redis(host="127.0.0.1", port=1, retry=Retry(NoBackoff(), 0))
-    assert samples(client, Keys()) == {("cmrelay_redis_up", ()): 0.0}
+    relay = {k: v for k, v in samples(client, Keys()).items() if k[0].startswith("cmrelay_")}
+    assert {k: v for k, v in relay.items() if k[0] != "cmrelay_build_info"} == {
+        ("cmrelay_redis_up", ()): 0.0
+    }
 
 
 def test_delivery_outcomes_start_at_zero_and_left_out_values_have_their_own_metric(
@@ -147,3 +151,10 @@ def test_delivery_outcomes_start_at_zero_and_left_out_values_have_their_own_metr
     assert got[(left, (("reason", "unfit_type"),))] == 1
     assert got[("cmrelay_leads_merged_total", ())] == 3
     assert not any(k[0] == "cmrelay_accept_events_total" and "dropped" in str(k) for k in got)
+
+
+def test_build_info_and_the_serving_process_are_reported(redis_url: str) -> None:
+    got = samples(redis.Redis.from_url(redis_url), fresh_keys())
+    (info,) = [k for k in got if k[0] == "cmrelay_build_info"]
+    assert dict(info[1])["version"] == importlib.metadata.version("chartmogul-relay")
+    assert got[("process_resident_memory_bytes", ())] > 0
