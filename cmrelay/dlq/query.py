@@ -10,9 +10,17 @@ from typing import Any
 
 import orjson
 
-from cmrelay.dlq.entry import STATUS_DEAD, STATUS_REPLAYED, DlqEntry
+from cmrelay.dlq.entry import (
+    REASON_EXPIRED,
+    REASON_PARTIAL,
+    REASON_PERMANENT,
+    STATUS_DEAD,
+    STATUS_REPLAYED,
+    DlqEntry,
+)
 from cmrelay.dlq.store import DeadLetterQueue, DlqFilter
 from cmrelay.errors import InvalidQueryError
+from cmrelay.keys import ENTITY_PREFIX
 from cmrelay.masking import Masker
 from cmrelay.settings import Settings
 
@@ -20,6 +28,9 @@ _RELATIVE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$")
 _UNITS = {"s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 604800.0}
 MAX_SELECTION = 100_000  # replay/purge by filter: bounded so one request cannot load all memory
 FILTER_NAMES = ("reason", "status", "entity", "since", "until", "text", "error_class", "limit")
+
+
+REASONS = (REASON_PERMANENT, REASON_EXPIRED, REASON_PARTIAL)
 
 
 def parse_duration(text: str) -> float:
@@ -52,14 +63,21 @@ def build_filter(params: Mapping[str, str | None], now: float, limit: int = 100)
     status = None if status_code is not None else raw_status
     if status not in (None, STATUS_DEAD, STATUS_REPLAYED):
         raise InvalidQueryError(f"status must be dead, replayed or an HTTP code, not {status!r}")
+    reason = p.get("reason")
+    if reason is not None and reason not in REASONS:
+        known = ", ".join(repr(r) for r in REASONS)
+        raise InvalidQueryError(f"reason must be one of {known}, not {reason!r}")
+    entity = p.get("entity")
+    if entity is not None and not entity.startswith(ENTITY_PREFIX):
+        raise InvalidQueryError(f"entity looks like {ENTITY_PREFIX}<external id>, not {entity!r}")
     if "limit" in p:
         if not _is_number(p["limit"]) or not 0 < int(p["limit"]) <= MAX_SELECTION:
             raise InvalidQueryError(f"limit must be a whole number from 1 to {MAX_SELECTION}")
         limit = int(p["limit"])
     return DlqFilter(
-        reason=p.get("reason"),
+        reason=reason,
         status=status,
-        entity=p.get("entity"),
+        entity=entity,
         since=parse_when(p["since"], now) if "since" in p else None,
         until=parse_when(p["until"], now) if "until" in p else None,
         text=p.get("text"),
