@@ -5,6 +5,7 @@ Errors travel as the types in ingest/errors.py; app.py turns them into answers a
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -27,6 +28,7 @@ from ingest.errors import IngestRejection, InvalidPayload, PayloadTooLarge
 from ingest.events import (
     MAX_BATCH_ITEMS,
     MAX_EVENT_BYTES,
+    check_depth,
     check_size,
     complete,
     event_type,
@@ -52,6 +54,7 @@ _ACTIONS = Channel("chartmogul", ORIGIN_ACTIONS, "actions")
 MAX_WEBHOOK_ITEMS = 4000  # Webhooks (Actions) batches hold at most 4,000 events.
 Answer = tuple[int, dict[str, Any]]
 _SENT_AT = IsoDateTime()
+log = logging.getLogger("cmrelay.ingest")
 
 
 class Ingest:
@@ -70,6 +73,7 @@ class Ingest:
         if not isinstance(document, dict):
             raise InvalidPayload("body must be a JSON object")
         source = self._tracking_source(header_key, document)
+        check_depth(document)
         received = datetime.now(UTC)
         event = prepare({**document, "type": kind}, kind, received)
         channel = Channel(kind, ORIGIN_TRACKING_API, source)
@@ -119,6 +123,7 @@ class Ingest:
         document = await self._document(request, max_decoded=MAX_EVENT_BYTES)
         if actions.is_connection_test(document):
             return 200, {"success": True, "queued": 0}
+        check_depth(document)
         received = datetime.now(UTC)
         event = complete(actions.to_segment_event(document), received, from_segment=True)
         return await self._queue_one(_ACTIONS, event["type"], event, received)
@@ -192,14 +197,22 @@ class Ingest:
                 check_size(item)
                 merged = with_batch_defaults(item, defaults)
                 event = prepare(merged, kind, received, sent_at, from_segment=from_segment)
+                if event is None:
+                    ignored[kind] += 1
+                else:
+                    envelope = Envelope(channel.source, channel.origin, stamp, event)
+                    envelopes.append(envelope.to_bytes())
             except IngestRejection as exc:
                 rejected.append(_rejection(index, exc))
                 self.metrics.rejected.labels(channel.endpoint, exc.code).inc()
-                continue
-            if event is None:
-                ignored[kind] += 1
-            else:
-                envelopes.append(Envelope(channel.source, channel.origin, stamp, event).to_bytes())
+            except Exception as exc:
+                # Our bug, triggered by this item: answering 503 would make Segment retry the
+                # whole batch forever, so the good items would never be queued. Refuse this one.
+                log.exception("ingest %s: item %d: unexpected %s", channel.endpoint, index,
+                              type(exc).__name__)  # fmt: skip
+                reason = f"the relay could not process this event ({type(exc).__name__})"
+                rejected.append({"index": index, "reason": reason})
+                self.metrics.rejected.labels(channel.endpoint, "internal_error").inc()
         await self.queue.push(envelopes)
         self.metrics.queued.labels(channel.endpoint).inc(len(envelopes))
         for kind, count in ignored.items():

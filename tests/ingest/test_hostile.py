@@ -1,0 +1,100 @@
+"""Hostile input against the real ingest over real sockets (issue 12): each case once refused
+the wrong way (a 503 that Segment retries forever, a batch held back, an unsigned event let in)."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+import redis
+
+import ingest.handlers
+from ingest.auth import js_stringify
+from ingest.events import MAX_DEPTH
+from tests.ingest.conftest import SHARED_SECRET, WRITE_KEY, queued
+
+AUTH = (WRITE_KEY, "")
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """Traits whose innermost object sits `depth` levels below the traits object itself."""
+    inner: dict[str, Any] = {"leaf": 1}
+    for _ in range(depth):
+        inner = {"a": inner}
+    return inner
+
+
+def signature(event: Any) -> str:
+    """X-Signature as Webhooks (Actions) computes it: over the first event only."""
+    return hmac.new(SHARED_SECRET.encode(), js_stringify(event), hashlib.sha1).hexdigest()
+
+
+def identify(user: str, traits: Any = None) -> dict[str, Any]:
+    return {"type": "identify", "userId": user, "traits": traits or {"plan": "pro"}}
+
+
+# --- too deeply nested items -----------------------------------------------------------------
+@pytest.mark.parametrize("depth", [MAX_DEPTH, 252, 600])
+def test_a_too_deep_event_on_its_own_is_a_400_that_says_why(
+    http: httpx.Client, redis_client: redis.Redis, depth: int
+) -> None:
+    answer = http.post("/v1/identify", json=identify("u1", nested(depth)), auth=AUTH)
+    assert answer.status_code == 400, answer.text
+    assert f"nested more than {MAX_DEPTH} levels" in answer.json()["message"]
+    assert queued(redis_client) == []
+
+
+def test_an_event_at_the_depth_limit_is_queued(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    # event (1) > traits (2) > MAX_DEPTH - 2 more objects: exactly MAX_DEPTH levels.
+    answer = http.post("/v1/identify", json=identify("u1", nested(MAX_DEPTH - 3)), auth=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert len(queued(redis_client)) == 1
+
+
+@pytest.mark.parametrize("endpoint", ["/v1/batch", "/webhook"])
+def test_one_too_deep_item_is_rejected_by_index_and_the_others_are_queued(
+    http: httpx.Client, redis_client: redis.Redis, endpoint: str
+) -> None:
+    items = [identify(f"u{n}") for n in range(5)]
+    items.insert(2, identify("deep", nested(252)))
+    body: Any = {"batch": items} if endpoint == "/v1/batch" else items
+    headers = {"X-Signature": signature(items[0])}
+    answer = http.post(endpoint, json=body, auth=AUTH, headers=headers)
+    assert answer.status_code == 200, answer.text
+    [rejected] = answer.json()["rejected"]
+    assert rejected["index"] == 2 and "nested more than" in rejected["reason"]
+    users = [e.event["userId"] for e in queued(redis_client)]
+    assert users == [f"u{n}" for n in range(5)]
+
+
+@pytest.fixture
+def prepare_fails_for_boom(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Make validation hit an unexpected error (a stand-in for any bug) on userId "boom"."""
+    real = ingest.handlers.prepare
+
+    def prepare(item: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+        if item.get("userId") == "boom":
+            raise RuntimeError("a bug in the relay")
+        return real(item, *args, **kwargs)
+
+    monkeypatch.setattr(ingest.handlers, "prepare", prepare)
+    yield
+
+
+@pytest.mark.usefixtures("prepare_fails_for_boom")
+def test_an_unexpected_error_in_one_item_does_not_hold_back_its_batch(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    items = [identify("u0"), identify("boom"), identify("u2")]
+    answer = http.post("/v1/batch", json={"batch": items}, auth=AUTH)
+    assert answer.status_code == 200, answer.text
+    [rejected] = answer.json()["rejected"]
+    assert rejected["index"] == 1 and "could not process" in rejected["reason"]
+    assert "a bug in the relay" not in answer.text  # no internals in the answer
+    assert [e.event["userId"] for e in queued(redis_client)] == ["u0", "u2"]
