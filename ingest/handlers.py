@@ -24,7 +24,7 @@ from cmrelay.settings import Settings
 from ingest import actions
 from ingest.auth import basic_username, check_signature, check_write_key
 from ingest.bodies import parse_json, read_body
-from ingest.errors import IngestRejection, InvalidPayload, PayloadTooLarge
+from ingest.errors import IngestRejection, InvalidPayload, PayloadTooLarge, Unauthorized
 from ingest.events import (
     MAX_BATCH_ITEMS,
     MAX_EVENT_BYTES,
@@ -52,6 +52,12 @@ class Channel(NamedTuple):
 _WEBHOOK = Channel("webhook", ORIGIN_WEBHOOK, "webhook")
 _ACTIONS = Channel("chartmogul", ORIGIN_ACTIONS, "actions")
 MAX_WEBHOOK_ITEMS = 4000  # Webhooks (Actions) batches hold at most 4,000 events.
+KEY_REQUIRED = "a write key is required (Basic username or ?writeKey=)"
+WEBHOOK_ARRAY_NEEDS_KEY = (
+    "a JSON array on /webhook needs a write key as well as X-Signature (Segment signs only the "
+    "first event of a batch): append ?writeKey=<SEGMENT_WRITE_KEY> to the webhook URL in Segment "
+    "or send it as the Basic username; or turn batching off"
+)
 Answer = tuple[int, dict[str, Any]]
 _SENT_AT = IsoDateTime()
 log = logging.getLogger("cmrelay.ingest")
@@ -100,14 +106,19 @@ class Ingest:
     async def webhook(self, request: Request) -> Answer:
         """POST /webhook: one event or a JSON array (Webhooks (Actions) batching)."""
         secret = self.settings.segment_shared_secret
-        if not secret:
-            self._query_or_header_key(request)
+        vouched = self._vouched(request)  # a wrong key is refused here, before the body
+        if not secret and not vouched:
+            raise Unauthorized(KEY_REQUIRED)
         raw = await self._raw(request, max_decoded=self.settings.ingest_max_decompressed)
         document = parse_json(raw)
         if secret:
             check_signature(request.headers.get("x-signature"), raw, document, secret)
         received = datetime.now(UTC)
         if isinstance(document, list):
+            if not vouched:
+                # Webhooks (Actions) signs only the first event of a batch: the signature cannot
+                # vouch for the rest, so anyone holding one signed event could append others.
+                raise Unauthorized(WEBHOOK_ARRAY_NEEDS_KEY)
             if len(document) > MAX_WEBHOOK_ITEMS:
                 raise PayloadTooLarge(f"a webhook batch holds at most {MAX_WEBHOOK_ITEMS} events")
             return await self._queue_many(_WEBHOOK, document, received, {}, None)
@@ -157,11 +168,21 @@ class Ingest:
 
     def _query_or_header_key(self, request: Request) -> None:
         """Destinations without a signature carry the write key as Basic or ?writeKey=."""
+        if not self._vouched(request):
+            raise Unauthorized(KEY_REQUIRED)
+
+    def _vouched(self, request: Request) -> bool:
+        """True when a valid write key came as Basic or ?writeKey= (or auth is off); False when
+        none came; Unauthorized when one came and is wrong."""
         if self.settings.auth_disabled:
-            return
-        key = self._header_key(request)
+            return True
+        if self._header_key(request) is not None:
+            return True
+        key = request.query_params.get("writeKey")
         if key is None:
-            check_write_key(request.query_params.get("writeKey"), self.settings.segment_write_keys)
+            return False
+        check_write_key(key, self.settings.segment_write_keys)
+        return True
 
     async def _queue_one(
         self,

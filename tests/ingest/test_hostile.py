@@ -9,13 +9,14 @@ from collections.abc import Iterator
 from typing import Any
 
 import httpx
+import orjson
 import pytest
 import redis
 
 import ingest.handlers
 from ingest.auth import js_stringify
 from ingest.events import MAX_DEPTH
-from tests.ingest.conftest import SHARED_SECRET, WRITE_KEY, queued
+from tests.ingest.conftest import SHARED_SECRET, WRITE_KEY, ingest_settings, queued, running
 
 AUTH = (WRITE_KEY, "")
 
@@ -35,6 +36,63 @@ def signature(event: Any) -> str:
 
 def identify(user: str, traits: Any = None) -> dict[str, Any]:
     return {"type": "identify", "userId": user, "traits": traits or {"plan": "pro"}}
+
+
+# --- a signed first event does not vouch for the rest of a webhook array ----------------------
+def test_a_signed_first_event_cannot_smuggle_unsigned_ones_in_an_array(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    signed = identify("victim")
+    smuggled = {**identify("victim", {"email": "attacker@example.com"}), "messageId": "evil"}
+    content = orjson.dumps([signed, smuggled])
+    answer = http.post("/webhook", content=content, headers={"X-Signature": signature(signed)})
+    assert answer.status_code == 401, answer.text
+    message = answer.json()["message"]
+    assert "?writeKey=" in message and "first event" in message  # says how to configure it
+    assert queued(redis_client) == []
+
+
+@pytest.mark.parametrize("how", ["query", "basic"])
+def test_a_signed_array_with_a_write_key_is_queued(
+    http: httpx.Client, redis_client: redis.Redis, how: str
+) -> None:
+    events = [identify("u1"), identify("u2")]
+    headers = {"X-Signature": signature(events[0])}
+    if how == "query":
+        answer = http.post("/webhook", json=events, headers=headers, params={"writeKey": WRITE_KEY})
+    else:
+        answer = http.post("/webhook", json=events, headers=headers, auth=AUTH)
+    assert answer.status_code == 200, answer.text
+    assert [e.event["userId"] for e in queued(redis_client)] == ["u1", "u2"]
+
+
+def test_a_wrong_write_key_on_a_signed_array_is_refused(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    events = [identify("u1"), identify("u2")]
+    headers = {"X-Signature": signature(events[0])}
+    answer = http.post("/webhook", json=events, headers=headers, params={"writeKey": "guess"})
+    assert answer.status_code == 401 and queued(redis_client) == []
+
+
+def test_a_signed_single_event_still_needs_no_write_key(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    event = identify("u1")
+    content = orjson.dumps(event)
+    answer = http.post("/webhook", content=content, headers={"X-Signature": signature(event)})
+    assert answer.status_code == 200 and len(queued(redis_client)) == 1
+
+
+def test_without_a_shared_secret_an_array_needs_the_write_key_too(
+    redis_url: str, redis_client: redis.Redis
+) -> None:
+    with running(ingest_settings(redis_url, segment_shared_secret=None)) as url:
+        events = [identify("u1"), identify("u2")]
+        assert httpx.post(url + "/webhook", json=events).status_code == 401
+        answer = httpx.post(url + "/webhook", json=events, params={"writeKey": WRITE_KEY})
+        assert answer.status_code == 200
+    assert len(queued(redis_client)) == 2
 
 
 # --- too deeply nested items -----------------------------------------------------------------
