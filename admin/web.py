@@ -120,7 +120,9 @@ async def listing(request: Request, ctx: AdminContext) -> Response:
     stats = await run_in_threadpool(ctx.dlq.stats)
     notice = NOTICES.get(request.query_params.get("done", ""), "")
     if request.query_params.get("done") == "bulk":
-        notice = f"Done: {int(request.query_params.get('n', '0') or 0)} entries."
+        count = request.query_params.get("n", "")
+        # Only a plain count is shown: the URL is anyone's to write.
+        notice = f"Done: {count} entries." if count.isascii() and count.isdigit() else "Done."
     rows = [q.summary(e, ctx.settings) for e in entries]
     return html(pages.list_page(rows, stats, params, csrf_token(ctx.token, request), notice))
 
