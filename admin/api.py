@@ -14,6 +14,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from admin.auth import bearer_ok
+from admin.bodies import BodyTooLarge, read_limited
 from admin.context import AdminContext
 from cmrelay.dlq import query as q
 from cmrelay.errors import InvalidQueryError
@@ -43,6 +44,10 @@ def _guarded(ctx: AdminContext, endpoint: Endpoint) -> Callable[[Request], Await
             return json_error(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>")
         try:
             return await endpoint(request, ctx)
+        except BodyTooLarge as exc:
+            too_large = json_error(413, "too_large", str(exc))
+            too_large.headers["Connection"] = "close"  # stop reading the rest of the body
+            return too_large
         except InvalidQueryError as exc:
             return json_error(400, "invalid_request", str(exc))
         except redis.RedisError as exc:
@@ -57,9 +62,7 @@ def _query_filter(request: Request) -> Any:
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise InvalidQueryError(f"body over {MAX_BODY} bytes")
+    raw = await read_limited(request, MAX_BODY)
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from admin import pages
 from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, new_session, session_ok
 from admin.auth import token_matches as _token_matches
+from admin.bodies import LOGIN_MAX, BodyTooLarge, read_limited
 from admin.context import AdminContext
 from cmrelay.dlq import query as q
 from cmrelay.errors import InvalidQueryError
@@ -61,6 +62,8 @@ def _page(ctx: AdminContext, page: Page, *, post: bool = False) -> Callable[...,
                     return html(pages.layout("Forbidden", "<h1>Expired form</h1>"), 403)
                 request.state.form = form
             return await page(request, ctx)
+        except BodyTooLarge as exc:
+            return _too_large(exc)
         except InvalidQueryError as exc:
             body = f'<h1>Bad request</h1><p class="error">{pages.e(exc)}</p><a href="/">back</a>'
             return html(pages.layout("Bad request", body, csrf_token(ctx.token, request)), 400)
@@ -71,12 +74,17 @@ def _page(ctx: AdminContext, page: Page, *, post: bool = False) -> Callable[...,
     return run
 
 
-async def _form(request: Request) -> dict[str, str]:
-    raw = await request.body()
-    if len(raw) > MAX_FORM:
-        raise InvalidQueryError("form too large")
+async def _form(request: Request, limit: int = MAX_FORM) -> dict[str, str]:
+    raw = await read_limited(request, limit)
     parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
+
+
+def _too_large(exc: BodyTooLarge) -> Response:
+    body = f'<h1>Request too large</h1><p class="error">{pages.e(exc)}</p><a href="/">back</a>'
+    response = html(pages.layout("Too large", body), 413)
+    response.headers["Connection"] = "close"  # else uvicorn reads (and drops) the rest of it
+    return response
 
 
 def _filters(source: dict[str, str]) -> dict[str, str]:
@@ -92,7 +100,10 @@ def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
     """POST /login: the token in, a signed HttpOnly SameSite=Strict session cookie out."""
 
     async def run(request: Request) -> Response:
-        form = await _form(request)
+        try:
+            form = await _form(request, LOGIN_MAX)
+        except BodyTooLarge as exc:  # before any session: this is anyone's request
+            return _too_large(exc)
         if not _token_matches(ctx.token, form.get("token", "")):
             return html(pages.login_page("That is not the admin token."), 401)
         response = _see("/")

@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
+from admin.bodies import LOGIN_MAX
 from cmrelay.dlq.store import DeadLetterQueue
+from tests.support.raw_http import send_until_answered
 
 from .conftest import TOKEN, add_entry
 
@@ -85,3 +87,47 @@ def test_an_unexpected_error_is_a_500_page_with_the_security_headers(
     )
     assert api.status_code == 500 and api.json()["error"] == "internal_error"
     assert "secret internals" not in api.text
+
+
+# --- bodies over the cap: refused by Content-Length and while streaming ---------------------
+FORM = b"Content-Type: application/x-www-form-urlencoded\r\n"
+CHUNK = b"a" * 65536
+CHUNKED_PIECE = b"%x\r\n" % len(CHUNK) + CHUNK + b"\r\n"
+
+
+@pytest.mark.parametrize("path", ["/login", "/api/dlq/replay"])
+def test_an_announced_huge_body_is_a_413_before_it_is_sent(admin_url: str, path: str) -> None:
+    head = (
+        f"POST {path} HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n".encode()
+        + FORM
+        + b"Content-Length: 200000000\r\n\r\n"
+    )
+    got = send_until_answered(admin_url, head, b"a" * 1024, max_bytes=2_000_000, seconds=10)
+    assert got.status == 413, got.response[:300]
+    assert got.sent < 2_000_000  # answered long before the 200 MB it announced
+
+
+def test_an_unauthenticated_streamed_login_body_is_cut_off_with_a_413(admin_url: str) -> None:
+    head = b"POST /login HTTP/1.1\r\nHost: admin\r\n" + FORM + b"Transfer-Encoding: chunked\r\n\r\n"
+    got = send_until_answered(admin_url, head, CHUNKED_PIECE, max_bytes=50_000_000, seconds=20)
+    assert got.status == 413, got.response[:300]
+    assert b"frame-ancestors 'none'" in got.response  # the error page's headers
+    assert got.closed  # the server stopped reading: no reading (and dropping) 50 MB
+    assert got.sent < 20_000_000, got.sent
+
+
+def test_a_streamed_api_body_over_the_cap_is_a_413(admin_url: str) -> None:
+    head = (
+        f"POST /api/dlq/replay HTTP/1.1\r\nHost: admin\r\nAuthorization: Bearer {TOKEN}\r\n"
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    ).encode()
+    got = send_until_answered(admin_url, head, CHUNKED_PIECE, max_bytes=50_000_000, seconds=20)
+    assert got.status == 413 and got.closed, got.response[:300]
+
+
+def test_a_login_body_just_over_the_login_cap_is_a_413_and_a_normal_one_logs_in(
+    admin_url: str,
+) -> None:
+    padded = {"token": TOKEN, "pad": "x" * LOGIN_MAX}
+    assert httpx.post(admin_url + "/login", data=padded, timeout=10).status_code == 413
+    assert httpx.post(admin_url + "/login", data={"token": TOKEN}, timeout=10).status_code == 303
