@@ -28,8 +28,8 @@ from ingest.errors import IngestRejection, InvalidPayload, PayloadTooLarge, Unau
 from ingest.events import (
     MAX_BATCH_ITEMS,
     MAX_EVENT_BYTES,
-    check_depth,
     check_size,
+    check_structure,
     complete,
     event_type,
     iso_ms,
@@ -79,7 +79,7 @@ class Ingest:
         if not isinstance(document, dict):
             raise InvalidPayload("body must be a JSON object")
         source = self._tracking_source(header_key, document)
-        check_depth(document)
+        check_structure(document)
         received = datetime.now(UTC)
         event = prepare({**document, "type": kind}, kind, received)
         channel = Channel(kind, ORIGIN_TRACKING_API, source)
@@ -97,6 +97,7 @@ class Ingest:
         items: list[Any] = document["batch"]
         if len(items) > MAX_BATCH_ITEMS:
             raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH_ITEMS} events")
+        check_structure({k: document.get(k) for k in ("context", "integrations")})  # in every item
         sent_at = _batch_sent_at(document.get("sentAt"))
         received = datetime.now(UTC)
         channel = Channel("batch", ORIGIN_TRACKING_API, source)
@@ -134,7 +135,7 @@ class Ingest:
         document = await self._document(request, max_decoded=MAX_EVENT_BYTES)
         if actions.is_connection_test(document):
             return 200, {"success": True, "queued": 0}
-        check_depth(document)
+        check_structure(document)
         received = datetime.now(UTC)
         event = complete(actions.to_segment_event(document), received, from_segment=True)
         return await self._queue_one(_ACTIONS, event["type"], event, received)

@@ -156,3 +156,69 @@ def test_an_unexpected_error_in_one_item_does_not_hold_back_its_batch(
     assert rejected["index"] == 1 and "could not process" in rejected["reason"]
     assert "a bug in the relay" not in answer.text  # no internals in the answer
     assert [e.event["userId"] for e in queued(redis_client)] == ["u0", "u2"]
+
+
+# --- numbers beyond 64 bits: one rule, refuse the event (README, docs/reliability.md) -------
+def raw_identify(user: str, number: str) -> bytes:
+    """An identify whose traits.n is `number` written literally (json.dumps would not)."""
+    return b'{"type":"identify","userId":"%s","traits":{"n":%s}}' % (user.encode(), number.encode())
+
+
+OUT_OF_RANGE = [
+    str(2**63),
+    str(2**64 - 1),
+    str(2**64),
+    str(10**30),
+    str(-(2**63) - 1),
+    "1e19",
+    "-9.3e18",
+]
+IN_RANGE = [str(2**63 - 1), str(-(2**63)), str(2**53 + 1), "1.5e18", "-0.0"]
+
+
+@pytest.mark.parametrize("number", OUT_OF_RANGE)
+def test_a_number_beyond_64_bits_is_a_400_naming_the_field(
+    http: httpx.Client, redis_client: redis.Redis, number: str
+) -> None:
+    content = raw_identify("u1", number)
+    answer = http.post("/v1/identify", content=content, auth=AUTH)
+    assert answer.status_code == 400, answer.text
+    body = answer.json()
+    assert "64-bit" in body["message"] and "traits.n" in body["fields"], body
+    assert queued(redis_client) == []
+
+
+@pytest.mark.parametrize("number", IN_RANGE)
+def test_a_number_inside_64_bits_is_queued_exactly(
+    http: httpx.Client, redis_client: redis.Redis, number: str
+) -> None:
+    answer = http.post("/v1/identify", content=raw_identify("u1", number), auth=AUTH)
+    assert answer.status_code == 200, answer.text
+    [envelope] = queued(redis_client)
+    assert envelope.event["traits"]["n"] == orjson.loads(number)  # not rounded on the way
+
+
+def test_a_number_beyond_64_bits_rejects_only_its_item_in_a_batch_and_a_webhook_array(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    items = [raw_identify("u0", "1"), raw_identify("big", str(2**64)), raw_identify("u2", "2")]
+    batch = b'{"batch":[' + b",".join(items) + b"]}"
+    answer = http.post("/v1/batch", content=batch, auth=AUTH)
+    assert answer.status_code == 200, answer.text
+    [rejected] = answer.json()["rejected"]
+    assert rejected["index"] == 1 and "64-bit" in rejected["reason"]
+    array = b"[" + b",".join(items) + b"]"
+    first = orjson.loads(items[0])
+    headers = {"X-Signature": signature(first)}
+    answer = http.post("/webhook", content=array, auth=AUTH, headers=headers)
+    assert answer.status_code == 200 and [r["index"] for r in answer.json()["rejected"]] == [1]
+    assert [e.event["userId"] for e in queued(redis_client)] == ["u0", "u2", "u0", "u2"]
+
+
+def test_a_number_beyond_64_bits_in_the_batch_context_refuses_the_batch(
+    http: httpx.Client, redis_client: redis.Redis
+) -> None:
+    batch = b'{"batch":[%s],"context":{"n":%d}}' % (raw_identify("u0", "1"), 2**70)
+    answer = http.post("/v1/batch", content=batch, auth=AUTH)
+    assert answer.status_code == 400 and "context.n" in answer.json()["message"]
+    assert queued(redis_client) == []
