@@ -27,10 +27,10 @@ def token_matches(token: Secret, given: str) -> bool:
     return hmac.compare_digest(given.encode(), token.reveal().encode())
 
 
-def bearer_ok(token: Secret, request: Request) -> bool:
-    """True when the request carries `Authorization: Bearer <ADMIN_TOKEN>`."""
+def presented_bearer(request: Request) -> str | None:
+    """The token of an `Authorization: Bearer <token>` header, None without one."""
     scheme, _, given = request.headers.get("authorization", "").partition(" ")
-    return scheme.lower() == "bearer" and token_matches(token, given.strip())
+    return given.strip() if scheme.lower() == "bearer" else None
 
 
 def new_session(token: Secret, now: float | None = None) -> str:

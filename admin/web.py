@@ -18,6 +18,7 @@ from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, new_session
 from admin.auth import token_matches as _token_matches
 from admin.bodies import LOGIN_MAX, BodyTooLarge, read_limited
 from admin.context import AdminContext
+from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
 from cmrelay.errors import InvalidQueryError
 
@@ -68,8 +69,7 @@ def _page(ctx: AdminContext, page: Page, *, post: bool = False) -> Callable[...,
             body = f'<h1>Bad request</h1><p class="error">{pages.e(exc)}</p><a href="/">back</a>'
             return html(pages.layout("Bad request", body, csrf_token(ctx.token, request)), 400)
         except redis.RedisError as exc:
-            body = f"<h1>Redis is unavailable</h1><p>{pages.e(type(exc).__name__)}</p>"
-            return html(pages.layout("Unavailable", body), 503)
+            return _redis_down(exc)
 
     return run
 
@@ -78,6 +78,11 @@ async def _form(request: Request, limit: int = MAX_FORM) -> dict[str, str]:
     raw = await read_limited(request, limit)
     parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
+
+
+def _redis_down(exc: redis.RedisError) -> Response:
+    body = f"<h1>Redis is unavailable</h1><p>{pages.e(type(exc).__name__)}</p>"
+    return html(pages.layout("Unavailable", body), 503)
 
 
 def _too_large(exc: BodyTooLarge) -> Response:
@@ -100,12 +105,23 @@ def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
     """POST /login: the token in, a signed HttpOnly SameSite=Strict session cookie out."""
 
     async def run(request: Request) -> Response:
+        address = client_address(request)
         try:
             form = await _form(request, LOGIN_MAX)
+            if _token_matches(ctx.token, form.get("token", "")):
+                wait = await run_in_threadpool(ctx.throttle.wait_seconds, address)
+            else:
+                wait = await run_in_threadpool(ctx.throttle.failed, address)
+                if not wait:
+                    return html(pages.login_page("That is not the admin token."), 401)
+            if wait:  # right token or wrong, the same answer while throttled
+                throttled = html(pages.login_page(throttled_message(wait)), 429)
+                throttled.headers["Retry-After"] = str(wait)
+                return throttled
         except BodyTooLarge as exc:  # before any session: this is anyone's request
             return _too_large(exc)
-        if not _token_matches(ctx.token, form.get("token", "")):
-            return html(pages.login_page("That is not the admin token."), 401)
+        except redis.RedisError as exc:
+            return _redis_down(exc)
         response = _see("/")
         response.set_cookie(
             COOKIE, new_session(ctx.token), max_age=SESSION_SECONDS, httponly=True,

@@ -189,6 +189,12 @@ class Keys:
         """
         return f"{self.prefix}:heartbeats"
 
+    # --- admin ---------------------------------------------------------------------------
+    def admin_failures(self, address: str) -> str:
+        """STRING count of wrong admin tokens from one client address; EX ADMIN_FAILURE_WINDOW
+        from the first, so the count (and the wait) ends with its window."""
+        return f"{self.prefix}:admin:failures:{address}"
+
 
 ENTITY_PREFIX = "customer:"
 
