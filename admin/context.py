@@ -1,10 +1,11 @@
 """What every admin route needs: settings, the DLQ, the admin token (checked present and long
-enough) and the shared throttle on wrong tokens."""
+enough), the shared throttle on wrong tokens and the page's sessions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from admin.auth import Sessions
 from admin.throttle import MIN_TOKEN_LENGTH, Throttle
 from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.errors import ConfigurationError
@@ -19,6 +20,7 @@ class AdminContext:
     dlq: DeadLetterQueue
     token: Secret
     throttle: Throttle
+    sessions: Sessions
 
     @classmethod
     def from_settings(cls, settings: Settings, dlq: DeadLetterQueue | None = None) -> AdminContext:
@@ -35,4 +37,4 @@ class AdminContext:
         throttle = Throttle(
             dlq.client, dlq.keys, settings.admin_max_failures, settings.admin_failure_window
         )
-        return cls(settings, dlq, token, throttle)
+        return cls(settings, dlq, token, throttle, Sessions(dlq.client, dlq.keys, token))

@@ -14,7 +14,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from admin import pages
-from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, new_session, session_ok
+from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, session_id
 from admin.auth import token_matches as _token_matches
 from admin.bodies import LOGIN_MAX, BodyTooLarge, read_limited
 from admin.context import AdminContext
@@ -54,9 +54,9 @@ def _page(ctx: AdminContext, page: Page, *, post: bool = False) -> Callable[...,
     """Session required (else to /login); POSTs need the CSRF token; bad input is a 400 page."""
 
     async def run(request: Request) -> Response:
-        if not session_ok(ctx.token, request):
-            return _see("/login")
         try:
+            if not await run_in_threadpool(ctx.sessions.valid, session_id(request)):
+                return _see("/login")
             if post:
                 form = await _form(request)
                 if not csrf_ok(ctx.token, request, form.get("csrf", "")):
@@ -102,7 +102,7 @@ async def login_form(request: Request) -> Response:
 
 
 def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
-    """POST /login: the token in, a signed HttpOnly SameSite=Strict session cookie out."""
+    """POST /login: the token in, a random HttpOnly SameSite=Strict session cookie out."""
 
     async def run(request: Request) -> Response:
         address = client_address(request)
@@ -118,13 +118,14 @@ def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
                 throttled = html(pages.login_page(throttled_message(wait)), 429)
                 throttled.headers["Retry-After"] = str(wait)
                 return throttled
+            started = await run_in_threadpool(ctx.sessions.start)
         except BodyTooLarge as exc:  # before any session: this is anyone's request
             return _too_large(exc)
         except redis.RedisError as exc:
             return _redis_down(exc)
         response = _see("/")
         response.set_cookie(
-            COOKIE, new_session(ctx.token), max_age=SESSION_SECONDS, httponly=True,
+            COOKIE, started, max_age=SESSION_SECONDS, httponly=True,
             samesite="strict", secure=request.url.scheme == "https", path="/",
         )  # fmt: skip
         return response
@@ -133,7 +134,8 @@ def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def logout(request: Request, ctx: AdminContext) -> Response:
-    """POST /logout."""
+    """POST /logout: the session ends server-side, so a copied cookie is refused too."""
+    await run_in_threadpool(ctx.sessions.end, session_id(request))
     response = _see("/login")
     response.delete_cookie(COOKIE, path="/")
     return response

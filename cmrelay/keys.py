@@ -195,6 +195,11 @@ class Keys:
         from the first, so the count (and the wait) ends with its window."""
         return f"{self.prefix}:admin:failures:{address}"
 
+    def admin_session(self, digest: str) -> str:
+        """STRING fingerprint of the ADMIN_TOKEN a page session was started under, keyed by the
+        sha256 of its cookie; EX the session's length, deleted at logout."""
+        return f"{self.prefix}:admin:session:{digest}"
+
 
 ENTITY_PREFIX = "customer:"
 

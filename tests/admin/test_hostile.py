@@ -5,12 +5,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from dataclasses import replace
 
 import httpx
 import pytest
 
+from admin.auth import SESSION_SECONDS
 from admin.bodies import LOGIN_MAX
+from admin.server import uvicorn_config
 from cmrelay.dlq.store import DeadLetterQueue
+from cmrelay.redis_server import free_port
+from cmrelay.settings import Secret, Settings
+from tests.servers import serve_in_thread
 from tests.support.raw_http import send_until_answered
 
 from .conftest import TOKEN, add_entry
@@ -131,3 +137,42 @@ def test_a_login_body_just_over_the_login_cap_is_a_413_and_a_normal_one_logs_in(
     padded = {"token": TOKEN, "pad": "x" * LOGIN_MAX}
     assert httpx.post(admin_url + "/login", data=padded, timeout=10).status_code == 413
     assert httpx.post(admin_url + "/login", data={"token": TOKEN}, timeout=10).status_code == 303
+
+
+# --- sessions end server-side ----------------------------------------------------------------
+def _session_cookie(admin_url: str) -> str:
+    answer = httpx.post(admin_url + "/login", data={"token": TOKEN}, timeout=10)
+    assert answer.status_code == 303
+    return answer.cookies["cmrelay_admin"]
+
+
+def test_logout_ends_the_session_for_a_copied_cookie_too(admin_url: str) -> None:
+    cookie = _session_cookie(admin_url)
+    with httpx.Client(base_url=admin_url, timeout=10, cookies={"cmrelay_admin": cookie}) as user:
+        page = user.get("/")
+        assert page.status_code == 200
+        csrf = re.search(r'name="csrf" value="([0-9a-f]+)"', page.text)
+        assert csrf is not None
+        assert user.post("/logout", data={"csrf": csrf.group(1)}).status_code == 303
+    # The stolen or copied cookie, presented after logout by another client:
+    with httpx.Client(base_url=admin_url, timeout=10, cookies={"cmrelay_admin": cookie}) as thief:
+        again = thief.get("/")
+        assert again.status_code == 303 and again.headers["location"] == "/login"
+
+
+def test_sessions_are_random_stored_hashed_with_a_ttl(admin_url: str, dlq: DeadLetterQueue) -> None:
+    first, second = _session_cookie(admin_url), _session_cookie(admin_url)
+    assert first != second and TOKEN not in first
+    stored = [k.decode() for k in dlq.client.scan_iter(f"{dlq.keys.prefix}:admin:session:*")]
+    assert len(stored) == 2 and not any(first in k or second in k for k in stored)
+    assert all(0 < dlq.client.ttl(k) <= SESSION_SECONDS for k in stored)
+
+
+def test_a_session_started_under_another_token_is_refused(
+    admin_url: str, admin_settings: Settings
+) -> None:
+    cookie = _session_cookie(admin_url)
+    rotated = replace(admin_settings, admin_token=Secret("rotated-" + TOKEN))
+    with serve_in_thread(uvicorn_config(rotated, "127.0.0.1", free_port()), "rotated") as url:
+        answer = httpx.get(url + "/", cookies={"cmrelay_admin": cookie}, timeout=10)
+        assert answer.status_code == 303 and answer.headers["location"] == "/login"
