@@ -189,6 +189,12 @@ class Keys:
         """
         return f"{self.prefix}:heartbeats"
 
+    @property
+    def write_probe(self) -> str:
+        """STRING written by readiness checks to learn whether Redis accepts writes (a full
+        Redis under noeviction answers reads but refuses writes); PX a few seconds."""
+        return f"{self.prefix}:probe:write"
+
     # --- admin ---------------------------------------------------------------------------
     def admin_failures(self, address: str) -> str:
         """STRING count of wrong admin tokens from one client address; EX ADMIN_FAILURE_WINDOW

@@ -14,6 +14,7 @@ import pytest
 import redis
 
 import ingest.handlers
+from cmrelay.redis_server import PrivateRedis
 from ingest.auth import js_stringify
 from ingest.events import MAX_DEPTH
 from tests.ingest.conftest import SHARED_SECRET, WRITE_KEY, ingest_settings, queued, running
@@ -222,3 +223,44 @@ def test_a_number_beyond_64_bits_in_the_batch_context_refuses_the_batch(
     answer = http.post("/v1/batch", content=batch, auth=AUTH)
     assert answer.status_code == 400 and "context.n" in answer.json()["message"]
     assert queued(redis_client) == []
+
+
+# --- Redis full (maxmemory, noeviction): /ready and cmrelay_redis_up say so ---------------
+@pytest.fixture
+def full_redis() -> Iterator[redis.Redis]:
+    """A private redis-server of its own (the session's must stay usable) and a client."""
+    server = PrivateRedis().start()
+    client = redis.Redis.from_url(server.url)
+    yield client
+    client.close()
+    server.cleanup()
+
+
+def fill(client: redis.Redis) -> None:
+    """Set maxmemory below what Redis holds: under noeviction every write is refused."""
+    client.set("ballast", b"x" * 2_000_000)
+    used = int(client.info("memory")["used_memory"])
+    client.config_set("maxmemory", used // 2)
+
+
+def test_ready_and_redis_up_follow_whether_redis_accepts_writes(
+    full_redis: redis.Redis,
+) -> None:
+    url = full_redis.connection_pool.connection_kwargs
+    settings = ingest_settings(f"redis://127.0.0.1:{url['port']}/0")
+    with running(settings) as ingest, httpx.Client(base_url=ingest, timeout=10) as http:
+        assert http.get("/ready").status_code == 200
+        assert "cmrelay_redis_up 1.0" in http.get("/metrics").text
+        fill(full_redis)
+        ready = http.get("/ready")
+        assert ready.status_code == 503 and "maxmemory" in ready.json()["reason"], ready.text
+        assert ready.headers["retry-after"]
+        metrics = http.get("/metrics").text
+        assert "cmrelay_redis_up 0.0" in metrics
+        assert "cmrelay_ingest_queue_length" in metrics  # still readable: only writes fail
+        refused = http.post("/v1/identify", json={"userId": "u1"}, auth=AUTH)
+        assert refused.status_code == 503  # what /ready now predicts
+        full_redis.config_set("maxmemory", 0)
+        assert http.get("/ready").status_code == 200
+        assert "cmrelay_redis_up 1.0" in http.get("/metrics").text
+        assert http.post("/v1/identify", json={"userId": "u1"}, auth=AUTH).status_code == 200
