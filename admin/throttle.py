@@ -19,7 +19,7 @@ MIN_TOKEN_LENGTH = 16  # characters; `openssl rand -hex 16` gives 32
 
 
 def client_address(request: Request) -> str:
-    """The peer address; behind a proxy on 127.0.0.1 uvicorn takes it from X-Forwarded-For."""
+    """The TCP peer's address (admin/server.py turns uvicorn's proxy headers off)."""
     return request.client.host if request.client else "unknown"
 
 

@@ -26,8 +26,9 @@ from .conftest import TOKEN
 
 MAX_FAILURES = 5
 WINDOW = 2.0
-ATTACKER = {"X-Forwarded-For": "203.0.113.7"}  # uvicorn trusts it from 127.0.0.1, as from a proxy
-OPERATOR = {"X-Forwarded-For": "198.51.100.20"}
+# Two client addresses on loopback (all of 127/8 is local): guesser and operator.
+ATTACKER = "127.0.0.2"
+OPERATOR = "127.0.0.3"
 
 
 @pytest.fixture
@@ -39,14 +40,20 @@ def two_admins(admin_settings: Settings) -> Iterator[list[str]]:
         yield [stack.enter_context(serve_in_thread(c, "admin")) for c in configs]
 
 
-def login(url: str, token: str, headers: dict[str, str]) -> int:
-    answer = httpx.post(url + "/login", data={"token": token}, headers=headers, timeout=10)
-    return answer.status_code
+def client(source: str, headers: dict[str, str] | None = None) -> httpx.Client:
+    """An HTTP client whose connections come from `source`."""
+    transport = httpx.HTTPTransport(local_address=source)
+    return httpx.Client(transport=transport, headers=headers, timeout=10)
 
 
-def bearer(url: str, token: str, headers: dict[str, str]) -> httpx.Response:
-    auth = {"Authorization": f"Bearer {token}", **headers}
-    return httpx.get(url + "/api/dlq/stats", headers=auth, timeout=10)
+def login(url: str, token: str, source: str, headers: dict[str, str] | None = None) -> int:
+    with client(source, headers) as http:
+        return http.post(url + "/login", data={"token": token}).status_code
+
+
+def bearer(url: str, token: str, source: str) -> httpx.Response:
+    with client(source, {"Authorization": f"Bearer {token}"}) as http:
+        return http.get(url + "/api/dlq/stats")
 
 
 def test_parallel_guesses_on_two_admins_get_at_most_the_limit_of_answers(
@@ -79,9 +86,18 @@ def test_the_throttle_ends_with_its_window(two_admins: list[str]) -> None:
 
 
 def test_requests_without_a_token_are_not_counted_as_guesses(two_admins: list[str]) -> None:
-    for _ in range(MAX_FAILURES * 2):
-        assert httpx.get(two_admins[0] + "/api/dlq/stats", headers=ATTACKER).status_code == 401
+    with client(ATTACKER) as http:
+        for _ in range(MAX_FAILURES * 2):
+            assert http.get(two_admins[0] + "/api/dlq/stats").status_code == 401
     assert bearer(two_admins[1], TOKEN, ATTACKER).status_code == 200
+
+
+def test_a_forwarded_for_header_does_not_buy_fresh_guesses(two_admins: list[str]) -> None:
+    for n in range(MAX_FAILURES):
+        assert login(two_admins[0], "wrong", ATTACKER, {"X-Forwarded-For": f"10.0.0.{n}"}) == 401
+    spoofed = {"X-Forwarded-For": "10.9.9.9"}
+    assert login(two_admins[1], "wrong", ATTACKER, spoofed) == 429
+    assert login(two_admins[1], TOKEN, ATTACKER, spoofed) == 429
 
 
 @pytest.mark.parametrize("token", ["s3cr3t", "fifteen-chars15"])
