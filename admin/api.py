@@ -13,8 +13,10 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from admin.auth import bearer_ok
+from admin.auth import presented_bearer, token_matches
+from admin.bodies import BodyTooLarge, read_limited
 from admin.context import AdminContext
+from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
 from cmrelay.errors import InvalidQueryError
 
@@ -26,9 +28,11 @@ def json_response(data: Any, status: int = 200, headers: dict[str, str] | None =
     return Response(orjson.dumps(data), status, headers, media_type="application/json")
 
 
-def json_error(status: int, code: str, message: str) -> Response:
+def json_error(status: int, code: str, message: str, retry_after: int | None = None) -> Response:
     """The one error shape of the admin API."""
-    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+    headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
     return json_response({"error": code, "message": message}, status, headers)
 
 
@@ -39,10 +43,15 @@ def _guarded(ctx: AdminContext, endpoint: Endpoint) -> Callable[[Request], Await
     """Bearer check first; bad input is a 400, never a 500."""
 
     async def run(request: Request) -> Response:
-        if not bearer_ok(ctx.token, request):
-            return json_error(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>")
         try:
+            refused = await _refused(ctx, request)
+            if refused is not None:
+                return refused
             return await endpoint(request, ctx)
+        except BodyTooLarge as exc:
+            too_large = json_error(413, "too_large", str(exc))
+            too_large.headers["Connection"] = "close"  # stop reading the rest of the body
+            return too_large
         except InvalidQueryError as exc:
             return json_error(400, "invalid_request", str(exc))
         except redis.RedisError as exc:
@@ -51,15 +60,30 @@ def _guarded(ctx: AdminContext, endpoint: Endpoint) -> Callable[[Request], Await
     return run
 
 
+async def _refused(ctx: AdminContext, request: Request) -> Response | None:
+    """401 without the right bearer token, 429 while this address is throttled, else None."""
+    address = client_address(request)
+    given = presented_bearer(request)
+    if given is None:  # no token at all is not a guess
+        return json_error(401, "unauthorized", "send Authorization: Bearer <ADMIN_TOKEN>")
+    if token_matches(ctx.token, given):
+        wait = await run_in_threadpool(ctx.throttle.wait_seconds, address)
+    else:
+        wait = await run_in_threadpool(ctx.throttle.failed, address)
+        if not wait:
+            return json_error(401, "unauthorized", "that is not the admin token")
+    if wait:
+        return json_error(429, "too_many_failures", throttled_message(wait), wait)
+    return None
+
+
 def _query_filter(request: Request) -> Any:
     params = {k: v for k, v in request.query_params.items()}
     return q.build_filter(params, time.time())
 
 
 async def _body(request: Request) -> dict[str, Any]:
-    raw = await request.body()
-    if len(raw) > MAX_BODY:
-        raise InvalidQueryError(f"body over {MAX_BODY} bytes")
+    raw = await read_limited(request, MAX_BODY)
     try:
         data = orjson.loads(raw or b"{}")
     except orjson.JSONDecodeError:

@@ -1,9 +1,12 @@
-"""What every admin route needs: settings, the DLQ and the admin token (checked present)."""
+"""What every admin route needs: settings, the DLQ, the admin token (checked present and long
+enough), the shared throttle on wrong tokens and the page's sessions."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from admin.auth import Sessions
+from admin.throttle import MIN_TOKEN_LENGTH, Throttle
 from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.errors import ConfigurationError
 from cmrelay.settings import Secret, Settings
@@ -16,10 +19,22 @@ class AdminContext:
     settings: Settings
     dlq: DeadLetterQueue
     token: Secret
+    throttle: Throttle
+    sessions: Sessions
 
     @classmethod
     def from_settings(cls, settings: Settings, dlq: DeadLetterQueue | None = None) -> AdminContext:
-        """Refuse, in one line, to build an admin without ADMIN_TOKEN."""
-        if not settings.admin_token:
+        """Refuse, in one line, to build an admin without ADMIN_TOKEN or with a short one."""
+        token = settings.admin_token
+        if not token:
             raise ConfigurationError("ADMIN_TOKEN is empty: set it to start the admin API")
-        return cls(settings, dlq or DeadLetterQueue.from_settings(settings), settings.admin_token)
+        if len(token.reveal()) < MIN_TOKEN_LENGTH:
+            raise ConfigurationError(
+                f"ADMIN_TOKEN is too short to be secret: use at least {MIN_TOKEN_LENGTH} "
+                "random characters (e.g. `openssl rand -hex 16`)"
+            )
+        dlq = dlq or DeadLetterQueue.from_settings(settings)
+        throttle = Throttle(
+            dlq.client, dlq.keys, settings.admin_max_failures, settings.admin_failure_window
+        )
+        return cls(settings, dlq, token, throttle, Sessions(dlq.client, dlq.keys, token))

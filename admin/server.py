@@ -23,6 +23,10 @@ def uvicorn_config(
         log_config=None,  # uvicorn's records reach the JSON root logger, secrets masked
         log_level=settings.log_level.lower(),
         server_header=False,
+        # The wrong-token throttle counts by client address: the TCP peer, never a header the
+        # client writes (uvicorn would trust X-Forwarded-For from 127.0.0.1, where the admin
+        # listens by default, so anyone on the host could pick a fresh address per guess).
+        proxy_headers=False,
     )
 
 

@@ -14,9 +14,11 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from admin import pages
-from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, new_session, session_ok
+from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, session_id
 from admin.auth import token_matches as _token_matches
+from admin.bodies import LOGIN_MAX, BodyTooLarge, read_limited
 from admin.context import AdminContext
+from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
 from cmrelay.errors import InvalidQueryError
 
@@ -52,31 +54,42 @@ def _page(ctx: AdminContext, page: Page, *, post: bool = False) -> Callable[...,
     """Session required (else to /login); POSTs need the CSRF token; bad input is a 400 page."""
 
     async def run(request: Request) -> Response:
-        if not session_ok(ctx.token, request):
-            return _see("/login")
         try:
+            if not await run_in_threadpool(ctx.sessions.valid, session_id(request)):
+                return _see("/login")
             if post:
                 form = await _form(request)
                 if not csrf_ok(ctx.token, request, form.get("csrf", "")):
                     return html(pages.layout("Forbidden", "<h1>Expired form</h1>"), 403)
                 request.state.form = form
             return await page(request, ctx)
+        except BodyTooLarge as exc:
+            return _too_large(exc)
         except InvalidQueryError as exc:
             body = f'<h1>Bad request</h1><p class="error">{pages.e(exc)}</p><a href="/">back</a>'
             return html(pages.layout("Bad request", body, csrf_token(ctx.token, request)), 400)
         except redis.RedisError as exc:
-            body = f"<h1>Redis is unavailable</h1><p>{pages.e(type(exc).__name__)}</p>"
-            return html(pages.layout("Unavailable", body), 503)
+            return _redis_down(exc)
 
     return run
 
 
-async def _form(request: Request) -> dict[str, str]:
-    raw = await request.body()
-    if len(raw) > MAX_FORM:
-        raise InvalidQueryError("form too large")
+async def _form(request: Request, limit: int = MAX_FORM) -> dict[str, str]:
+    raw = await read_limited(request, limit)
     parsed = parse_qs(raw.decode("utf-8", "replace"), keep_blank_values=True)
     return {k: v[0] for k, v in parsed.items()}
+
+
+def _redis_down(exc: redis.RedisError) -> Response:
+    body = f"<h1>Redis is unavailable</h1><p>{pages.e(type(exc).__name__)}</p>"
+    return html(pages.layout("Unavailable", body), 503)
+
+
+def _too_large(exc: BodyTooLarge) -> Response:
+    body = f'<h1>Request too large</h1><p class="error">{pages.e(exc)}</p><a href="/">back</a>'
+    response = html(pages.layout("Too large", body), 413)
+    response.headers["Connection"] = "close"  # else uvicorn reads (and drops) the rest of it
+    return response
 
 
 def _filters(source: dict[str, str]) -> dict[str, str]:
@@ -89,15 +102,30 @@ async def login_form(request: Request) -> Response:
 
 
 def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
-    """POST /login: the token in, a signed HttpOnly SameSite=Strict session cookie out."""
+    """POST /login: the token in, a random HttpOnly SameSite=Strict session cookie out."""
 
     async def run(request: Request) -> Response:
-        form = await _form(request)
-        if not _token_matches(ctx.token, form.get("token", "")):
-            return html(pages.login_page("That is not the admin token."), 401)
+        address = client_address(request)
+        try:
+            form = await _form(request, LOGIN_MAX)
+            if _token_matches(ctx.token, form.get("token", "")):
+                wait = await run_in_threadpool(ctx.throttle.wait_seconds, address)
+            else:
+                wait = await run_in_threadpool(ctx.throttle.failed, address)
+                if not wait:
+                    return html(pages.login_page("That is not the admin token."), 401)
+            if wait:  # right token or wrong, the same answer while throttled
+                throttled = html(pages.login_page(throttled_message(wait)), 429)
+                throttled.headers["Retry-After"] = str(wait)
+                return throttled
+            started = await run_in_threadpool(ctx.sessions.start)
+        except BodyTooLarge as exc:  # before any session: this is anyone's request
+            return _too_large(exc)
+        except redis.RedisError as exc:
+            return _redis_down(exc)
         response = _see("/")
         response.set_cookie(
-            COOKIE, new_session(ctx.token), max_age=SESSION_SECONDS, httponly=True,
+            COOKIE, started, max_age=SESSION_SECONDS, httponly=True,
             samesite="strict", secure=request.url.scheme == "https", path="/",
         )  # fmt: skip
         return response
@@ -106,7 +134,8 @@ def login(ctx: AdminContext) -> Callable[[Request], Awaitable[Response]]:
 
 
 async def logout(request: Request, ctx: AdminContext) -> Response:
-    """POST /logout."""
+    """POST /logout: the session ends server-side, so a copied cookie is refused too."""
+    await run_in_threadpool(ctx.sessions.end, session_id(request))
     response = _see("/login")
     response.delete_cookie(COOKIE, path="/")
     return response
@@ -120,7 +149,9 @@ async def listing(request: Request, ctx: AdminContext) -> Response:
     stats = await run_in_threadpool(ctx.dlq.stats)
     notice = NOTICES.get(request.query_params.get("done", ""), "")
     if request.query_params.get("done") == "bulk":
-        notice = f"Done: {int(request.query_params.get('n', '0') or 0)} entries."
+        count = request.query_params.get("n", "")
+        # Only a plain count is shown: the URL is anyone's to write.
+        notice = f"Done: {count} entries." if count.isascii() and count.isdigit() else "Done."
     rows = [q.summary(e, ctx.settings) for e in entries]
     return html(pages.list_page(rows, stats, params, csrf_token(ctx.token, request), notice))
 

@@ -209,6 +209,23 @@ class Keys:
         """
         return f"{self.prefix}:heartbeats"
 
+    @property
+    def write_probe(self) -> str:
+        """STRING written by readiness checks to learn whether Redis accepts writes (a full
+        Redis under noeviction answers reads but refuses writes); PX a few seconds."""
+        return f"{self.prefix}:probe:write"
+
+    # --- admin ---------------------------------------------------------------------------
+    def admin_failures(self, address: str) -> str:
+        """STRING count of wrong admin tokens from one client address; EX ADMIN_FAILURE_WINDOW
+        from the first, so the count (and the wait) ends with its window."""
+        return f"{self.prefix}:admin:failures:{address}"
+
+    def admin_session(self, digest: str) -> str:
+        """STRING fingerprint of the ADMIN_TOKEN a page session was started under, keyed by the
+        sha256 of its cookie; EX the session's length, deleted at logout."""
+        return f"{self.prefix}:admin:session:{digest}"
+
 
 ENTITY_PREFIX = "customer:"
 

@@ -81,12 +81,18 @@ class RelayCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         """Prometheus calls this on every scrape."""
+        from cmrelay.status import write_problem
+
         try:
             metrics = list(self._read())
         except (redis.RedisError, OSError):
             metrics = []
-        up = GaugeMetricFamily("cmrelay_redis_up", "1 when the metrics could be read from Redis.")
-        up.add_metric([], 1.0 if metrics else 0.0)
+        # A full Redis (maxmemory, noeviction) still answers reads: up also needs a write.
+        writable = bool(metrics) and write_problem(self.client, self.keys) is None
+        up = GaugeMetricFamily(
+            "cmrelay_redis_up", "1 when Redis answers reads and accepts writes (not at maxmemory)."
+        )
+        up.add_metric([], 1.0 if writable else 0.0)
         yield up
         yield from metrics
 

@@ -164,6 +164,10 @@ class Settings:
     admin_token: Secret | None = None
     admin_host: str = "127.0.0.1"  # the admin API can replay and purge: local unless opened up
     admin_port: int = 8081
+    # Wrong admin tokens (login or bearer) from one client address before it must wait out the
+    # window; counted in Redis, so every admin process shares the count.
+    admin_max_failures: int = 10
+    admin_failure_window: float = 300.0
     mapping_file: str = ""
     log_level: str = "INFO"
     embedded: bool = False
@@ -249,6 +253,8 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "ADMIN_TOKEN": ("admin_token", _secret, True),
     "ADMIN_HOST": ("admin_host", str.strip, False),
     "ADMIN_PORT": ("admin_port", _port, False),
+    "ADMIN_MAX_FAILURES": ("admin_max_failures", _positive_int, False),
+    "ADMIN_FAILURE_WINDOW": ("admin_failure_window", _positive_float, False),
     "MAPPING_FILE": ("mapping_file", str, False),
     "LOG_LEVEL": ("log_level", _choice("debug", "info", "warning", "error"), False),
     "CMRELAY_EMBEDDED": ("embedded", _bool, False),

@@ -1,5 +1,5 @@
-"""Read-only views of the relay's state for /ready, metrics and the CLI: queue depths, limits,
-the pause, and worker heartbeats (O(1) Redis calls each)."""
+"""Views of the relay's state for /ready, metrics and the CLI: queue depths, limits, the pause,
+worker heartbeats (O(1) Redis reads each), and whether Redis accepts writes (one probe write)."""
 
 from __future__ import annotations
 
@@ -57,6 +57,46 @@ def engine_status(client: redis.Redis, keys: Keys) -> EngineStatus:
         dead_letters=int(dlq),
         counters={k.decode(): int(v) for k, v in counters.items()},
     )
+
+
+WRITE_PROBE_MS = 10_000  # the probe key outlives no check by long
+
+
+def write_problem(client: redis.Redis, keys: Keys) -> str | None:
+    """None when Redis accepts a write; else why not, in one line.
+
+    A Redis at maxmemory under noeviction still answers PING and reads, so only a write tells
+    whether the relay can queue, accept and deliver.
+    """
+    try:
+        client.set(keys.write_probe, b"1", px=WRITE_PROBE_MS)
+    except (redis.RedisError, OSError) as exc:
+        return write_refusal(exc)
+    return None
+
+
+def room_problem(client: redis.Redis, keys: Keys, headroom: int) -> str | None:
+    """write_problem, or why a Redis that still takes a small write is too close to maxmemory
+    (under noeviction) for `headroom` more bytes; None when there is room."""
+    problem = write_problem(client, keys)
+    if problem is not None:
+        return problem
+    try:
+        memory: Any = client.info("memory")
+    except (redis.RedisError, OSError) as exc:
+        return f"Redis did not report its memory ({type(exc).__name__})"
+    limit = int(memory.get("maxmemory", 0))
+    used = int(memory.get("used_memory", 0))
+    if limit and memory.get("maxmemory_policy") == "noeviction" and used + headroom > limit:
+        return f"Redis is within {headroom} bytes of maxmemory ({used} of {limit} used)"
+    return None
+
+
+def write_refusal(exc: BaseException) -> str:
+    """The one-line reason for a failed probe write."""
+    if isinstance(exc, redis.OutOfMemoryError):
+        return "Redis refuses writes: it is at maxmemory (OutOfMemoryError)"
+    return f"Redis refuses writes ({type(exc).__name__})"
 
 
 def member(host: str, pid: int) -> str:

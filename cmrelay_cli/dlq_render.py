@@ -20,8 +20,23 @@ LIST_COLUMNS = (
 )
 
 
+# Characters a terminal acts on rather than shows, which event data (userId, messageId, traits,
+# a ChartMogul answer) can carry: C0 (ESC starts OSC/CSI sequences, CR rewrites the line), DEL,
+# C1 (0x9b is an 8-bit CSI), bidi overrides and isolates (they reorder what the operator reads),
+# and the Unicode line/paragraph separators. Each is shown as its Python escape instead.
+_UNSAFE = [*range(0x20), *range(0x7F, 0xA0), 0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F),
+           *range(0x2066, 0x206A), 0x2028, 0x2029]  # fmt: skip
+_ESCAPES = {code: repr(chr(code))[1:-1] for code in _UNSAFE}
+_ESCAPES_KEEPING_LINES = {code: text for code, text in _ESCAPES.items() if code != 0x0A}
+
+
+def safe(value: Any, *, keep_newlines: bool = False) -> str:
+    """`value` as text a terminal cannot be steered by: control and bidi characters escaped."""
+    return str(value).translate(_ESCAPES_KEEPING_LINES if keep_newlines else _ESCAPES)
+
+
 def _cell(value: Any, width: int) -> str:
-    text = "-" if value is None else str(value).replace("\n", " ")
+    text = "-" if value is None else safe(str(value).replace("\n", " "))
     return text if len(text) <= width else text[: width - 1] + "…"
 
 
@@ -54,8 +69,8 @@ def stats_text(stats: Mapping[str, Any]) -> str:
         counts: Mapping[str, int] = stats[key]
         if not counts:
             out.append("  (none)")
-        width = max((len(k) for k in counts), default=0)
-        out += [f"  {k.ljust(width)}  {v}" for k, v in counts.items()]
+        width = max((len(safe(k)) for k in counts), default=0)
+        out += [f"  {safe(k).ljust(width)}  {v}" for k, v in counts.items()]
     return "\n".join(out)
 
 
@@ -74,7 +89,7 @@ def show_text(view: Mapping[str, Any]) -> str:
         ("message ids", ", ".join(view["message_ids"])),
         ("last error", view["last_error"]),
     ]
-    out = [f"{name + ':':15}{value}" for name, value in header]
+    out = [f"{name + ':':15}{safe(value)}" for name, value in header]
     out.append(f"\nevents ({len(view['events'])}):")
     out += [_indent(_pretty(e)) for e in view["events"]]
     out.append(f"\nplanned operations ({len(view['planned_operations'])}):")
@@ -83,12 +98,15 @@ def show_text(view: Mapping[str, Any]) -> str:
     cols = (("at", 20), ("error_class", 28), ("status_code", 4), ("error", 80))
     out.append(_indent(table(view["history"], cols)) if view["history"] else "  (none recorded)")
     out.append("\nlast response:")
-    out.append(_indent(view["last_response"] or "(no body)"))
+    out.append(_indent(safe(view["last_response"] or "(no body)", keep_newlines=True)))
     return "\n".join(out)
 
 
 def _pretty(value: Any) -> str:
-    return orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    # orjson already writes C0 controls inside strings as \u00XX; its only raw newlines are its
+    # own indentation, so they are kept. DEL, C1 and bidi characters it leaves raw: escaped here.
+    text = orjson.dumps(value, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS).decode()
+    return safe(text, keep_newlines=True)
 
 
 def _indent(text: str) -> str:

@@ -141,13 +141,16 @@ def _ready(queue: QueueWriter) -> Callable[[Request], Awaitable[Response]]:
             down = {"ready": False, "reason": exc.message, "paused": None}
             return _json(503, down, {"Retry-After": str(exc.retry_after)})
         body: dict[str, Any] = {
-            "ready": not status.full,
+            "ready": not status.full and status.write_problem is None,
             "queue_length": status.length,
             "high_water": status.high_water,
             # A delivery pause (bad ChartMogul credentials) is reported, but the ingest can
             # still queue safely, so it does not make the ingest unready.
             "paused": status.pause,
         }
+        if status.write_problem is not None:  # every queue write would get 503 now
+            body["reason"] = status.write_problem
+            return _json(503, body, {"Retry-After": str(RETRY_AFTER_UNREACHABLE)})
         if status.full:
             body["reason"] = "the queue is above its high-water mark"
             return _json(503, body, {"Retry-After": "30"})

@@ -21,6 +21,15 @@ from ingest.schemas import IGNORED_TYPES, SCHEMAS
 
 MAX_EVENT_BYTES = 32 * 1024  # Segment: 32 KB per event, in a batch or on its own.
 MAX_BATCH_ITEMS = 2500  # Segment: at most 2,500 events per batch.
+# Levels of objects/arrays in one event, the event itself being level 1. Real traits are a few
+# levels deep; the queue and DLQ wrap an event in a few more, and orjson cannot write past 254.
+MAX_DEPTH = 64
+# Numbers: JSON has no integer size, orjson parses up to 64 bits exactly and rounds larger ones
+# to floats, and ChartMogul's integers are 64-bit. One rule: a number must lie inside the signed
+# 64-bit range, else its event is refused (the sender can keep such a value whole as a string).
+MAX_INT = 2**63 - 1
+MIN_INT = -(2**63)
+_FLOAT_LIMIT = 2.0**63  # a float this large was an integer beyond 64 bits or cannot become one
 _DATE_FIELDS = ("timestamp", "sentAt", "originalTimestamp")
 _FAST_LOADERS = {kind: compile_loader(schema) for kind, schema in SCHEMAS.items()}
 
@@ -55,9 +64,66 @@ def with_batch_defaults(item: dict[str, Any], batch: Mapping[str, Any]) -> dict[
 
 
 def check_size(item: Any) -> None:
-    """PayloadTooLarge when one event is over Segment's 32 KB."""
+    """PayloadTooLarge when one event is over Segment's 32 KB; InvalidPayload (check_structure)
+    when it nests too deep or holds a number beyond 64 bits."""
+    check_structure(item)
     if len(orjson.dumps(item)) > MAX_EVENT_BYTES:
         raise PayloadTooLarge(f"event is larger than {MAX_EVENT_BYTES} bytes")
+
+
+def check_structure(item: Any) -> None:
+    """InvalidPayload when objects/arrays nest more than MAX_DEPTH levels (event = level 1), or
+    a number lies outside the signed 64-bit integer range (docs/reliability.md, "numbers")."""
+    # One iterative pass (no Python recursion for a hostile depth), ~1.3 us for an identify.
+    stack: list[tuple[Any, int]] = [(item, 1)] if type(item) in (dict, list) else []
+    while stack:
+        value, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            raise InvalidPayload(
+                f"event is nested more than {MAX_DEPTH} levels deep",
+                fields={"_schema": [f"Nested more than {MAX_DEPTH} levels."]},
+            )
+        children = value.values() if type(value) is dict else value
+        for child in children:
+            kind = type(child)
+            if kind is str:  # most values: skip the other tests
+                continue
+            if kind is dict or kind is list:
+                stack.append((child, depth + 1))
+            elif (kind is int and not MIN_INT <= child <= MAX_INT) or (
+                kind is float and not -_FLOAT_LIMIT < child < _FLOAT_LIMIT
+            ):
+                raise _out_of_range(item)
+
+
+def _out_of_range(item: Any) -> InvalidPayload:
+    path = ".".join(_number_path(item, MAX_DEPTH) or ["?"])
+    return InvalidPayload(
+        f"event has a number beyond the 64-bit integer range at {path}; send it as a string",
+        fields={path: ["Beyond the signed 64-bit integer range."]},
+    )
+
+
+def _number_path(value: Any, levels: int) -> list[str] | None:
+    """Where the first out-of-range number is, as keys and indexes (only after one was seen)."""
+    if levels <= 0:
+        return None
+    pairs = value.items() if isinstance(value, dict) else enumerate(value)
+    for key, child in pairs:
+        if isinstance(child, dict | list):
+            below = _number_path(child, levels - 1)
+            if below is not None:
+                return [str(key)[:40], *below]
+        elif _bad_number(child):
+            return [str(key)[:40]]
+    return None
+
+
+def _bad_number(value: Any) -> bool:
+    kind = type(value)
+    if kind is int:
+        return not MIN_INT <= value <= MAX_INT
+    return kind is float and not -_FLOAT_LIMIT < value < _FLOAT_LIMIT
 
 
 def prepare(

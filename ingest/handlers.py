@@ -5,6 +5,7 @@ Errors travel as the types in ingest/errors.py; app.py turns them into answers a
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -23,11 +24,12 @@ from cmrelay.settings import Settings
 from ingest import actions
 from ingest.auth import basic_username, check_signature, check_write_key
 from ingest.bodies import parse_json, read_body
-from ingest.errors import IngestRejection, InvalidPayload, PayloadTooLarge
+from ingest.errors import IngestRejection, InvalidPayload, PayloadTooLarge, Unauthorized
 from ingest.events import (
     MAX_BATCH_ITEMS,
     MAX_EVENT_BYTES,
     check_size,
+    check_structure,
     complete,
     event_type,
     iso_ms,
@@ -50,8 +52,15 @@ class Channel(NamedTuple):
 _WEBHOOK = Channel("webhook", ORIGIN_WEBHOOK, "webhook")
 _ACTIONS = Channel("chartmogul", ORIGIN_ACTIONS, "actions")
 MAX_WEBHOOK_ITEMS = 4000  # Webhooks (Actions) batches hold at most 4,000 events.
+KEY_REQUIRED = "a write key is required (Basic username or ?writeKey=)"
+WEBHOOK_ARRAY_NEEDS_KEY = (
+    "a JSON array on /webhook needs a write key as well as X-Signature (Segment signs only the "
+    "first event of a batch): append ?writeKey=<SEGMENT_WRITE_KEY> to the webhook URL in Segment "
+    "or send it as the Basic username; or turn batching off"
+)
 Answer = tuple[int, dict[str, Any]]
 _SENT_AT = IsoDateTime()
+log = logging.getLogger("cmrelay.ingest")
 
 
 class Ingest:
@@ -70,6 +79,7 @@ class Ingest:
         if not isinstance(document, dict):
             raise InvalidPayload("body must be a JSON object")
         source = self._tracking_source(header_key, document)
+        check_structure(document)
         received = datetime.now(UTC)
         event = prepare({**document, "type": kind}, kind, received)
         channel = Channel(kind, ORIGIN_TRACKING_API, source)
@@ -87,6 +97,7 @@ class Ingest:
         items: list[Any] = document["batch"]
         if len(items) > MAX_BATCH_ITEMS:
             raise PayloadTooLarge(f"a batch holds at most {MAX_BATCH_ITEMS} events")
+        check_structure({k: document.get(k) for k in ("context", "integrations")})  # in every item
         sent_at = _batch_sent_at(document.get("sentAt"))
         received = datetime.now(UTC)
         channel = Channel("batch", ORIGIN_TRACKING_API, source)
@@ -96,14 +107,19 @@ class Ingest:
     async def webhook(self, request: Request) -> Answer:
         """POST /webhook: one event or a JSON array (Webhooks (Actions) batching)."""
         secret = self.settings.segment_shared_secret
-        if not secret:
-            self._query_or_header_key(request)
+        vouched = self._vouched(request)  # a wrong key is refused here, before the body
+        if not secret and not vouched:
+            raise Unauthorized(KEY_REQUIRED)
         raw = await self._raw(request, max_decoded=self.settings.ingest_max_decompressed)
         document = parse_json(raw)
         if secret:
             check_signature(request.headers.get("x-signature"), raw, document, secret)
         received = datetime.now(UTC)
         if isinstance(document, list):
+            if not vouched:
+                # Webhooks (Actions) signs only the first event of a batch: the signature cannot
+                # vouch for the rest, so anyone holding one signed event could append others.
+                raise Unauthorized(WEBHOOK_ARRAY_NEEDS_KEY)
             if len(document) > MAX_WEBHOOK_ITEMS:
                 raise PayloadTooLarge(f"a webhook batch holds at most {MAX_WEBHOOK_ITEMS} events")
             return await self._queue_many(_WEBHOOK, document, received, {}, None)
@@ -119,6 +135,7 @@ class Ingest:
         document = await self._document(request, max_decoded=MAX_EVENT_BYTES)
         if actions.is_connection_test(document):
             return 200, {"success": True, "queued": 0}
+        check_structure(document)
         received = datetime.now(UTC)
         event = complete(actions.to_segment_event(document), received, from_segment=True)
         return await self._queue_one(_ACTIONS, event["type"], event, received)
@@ -152,11 +169,21 @@ class Ingest:
 
     def _query_or_header_key(self, request: Request) -> None:
         """Destinations without a signature carry the write key as Basic or ?writeKey=."""
+        if not self._vouched(request):
+            raise Unauthorized(KEY_REQUIRED)
+
+    def _vouched(self, request: Request) -> bool:
+        """True when a valid write key came as Basic or ?writeKey= (or auth is off); False when
+        none came; Unauthorized when one came and is wrong."""
         if self.settings.auth_disabled:
-            return
-        key = self._header_key(request)
+            return True
+        if self._header_key(request) is not None:
+            return True
+        key = request.query_params.get("writeKey")
         if key is None:
-            check_write_key(request.query_params.get("writeKey"), self.settings.segment_write_keys)
+            return False
+        check_write_key(key, self.settings.segment_write_keys)
+        return True
 
     async def _queue_one(
         self,
@@ -192,14 +219,22 @@ class Ingest:
                 check_size(item)
                 merged = with_batch_defaults(item, defaults)
                 event = prepare(merged, kind, received, sent_at, from_segment=from_segment)
+                if event is None:
+                    ignored[kind] += 1
+                else:
+                    envelope = Envelope(channel.source, channel.origin, stamp, event)
+                    envelopes.append(envelope.to_bytes())
             except IngestRejection as exc:
                 rejected.append(_rejection(index, exc))
                 self.metrics.rejected.labels(channel.endpoint, exc.code).inc()
-                continue
-            if event is None:
-                ignored[kind] += 1
-            else:
-                envelopes.append(Envelope(channel.source, channel.origin, stamp, event).to_bytes())
+            except Exception as exc:
+                # Our bug, triggered by this item: answering 503 would make Segment retry the
+                # whole batch forever, so the good items would never be queued. Refuse this one.
+                log.exception("ingest %s: item %d: unexpected %s", channel.endpoint, index,
+                              type(exc).__name__)  # fmt: skip
+                reason = f"the relay could not process this event ({type(exc).__name__})"
+                rejected.append({"index": index, "reason": reason})
+                self.metrics.rejected.labels(channel.endpoint, "internal_error").inc()
         await self.queue.push(envelopes)
         self.metrics.queued.labels(channel.endpoint).inc(len(envelopes))
         for kind, count in ignored.items():

@@ -38,7 +38,8 @@ _POSTS: dict[str, tuple[dict[str, Any], str]] = {
     "/webhook": (
         {"oneOf": [_EVENT, {"type": "array", "items": _EVENT}]},
         "Segment Webhooks destination: one event, or a JSON array (Actions batching); "
-        "X-Signature when a shared secret is set, else a write key (Basic or ?writeKey=)",
+        "X-Signature when a shared secret is set, else a write key (Basic or ?writeKey=); "
+        "an array always needs the write key (Segment signs only its first event)",
     ),
     "/chartmogul": (
         _ref("ActionsContact", "ActionsCustomer"),

@@ -13,6 +13,7 @@ from redis.exceptions import RedisError
 
 from cmrelay.keys import Keys
 from cmrelay.lua import AsyncScripts
+from cmrelay.status import WRITE_PROBE_MS, write_refusal
 from ingest.errors import QueueUnavailable
 
 RETRY_AFTER_UNREACHABLE = 5  # seconds: long enough for a Redis restart or failover
@@ -26,6 +27,9 @@ class QueueStatus:
     length: int
     high_water: int
     pause: str | None
+    write_problem: str | None = (
+        None  # why Redis refuses writes (maxmemory), None when it takes them
+    )
 
     @property
     def full(self) -> bool:
@@ -60,16 +64,25 @@ class QueueWriter:
         return length
 
     async def status(self) -> QueueStatus:
-        """Queue length and the worker's pause reason, if any; raise QueueUnavailable."""
+        """Queue length, the worker's pause reason, and whether Redis takes a write (a full
+        Redis answers reads but refuses every push); raise QueueUnavailable if unreachable."""
         try:
             async with self.client.pipeline(transaction=False) as pipe:
                 pipe.llen(self.keys.ingest_queue)
                 pipe.get(self.keys.pause)
-                length, pause = await pipe.execute()
+                pipe.set(self.keys.write_probe, b"1", px=WRITE_PROBE_MS)
+                length, pause, wrote = await pipe.execute(raise_on_error=False)
         except (RedisError, OSError) as exc:
             raise QueueUnavailable(
                 f"Redis is not reachable ({type(exc).__name__})",
                 retry_after=RETRY_AFTER_UNREACHABLE,
             ) from None
+        for reply in (length, pause):
+            if isinstance(reply, Exception):
+                raise QueueUnavailable(
+                    f"Redis did not answer ({type(reply).__name__})",
+                    retry_after=RETRY_AFTER_UNREACHABLE,
+                )
+        problem = write_refusal(wrote) if isinstance(wrote, Exception) else None
         reason = pause.decode("utf-8", "replace") if isinstance(pause, bytes) else pause
-        return QueueStatus(length=int(length), high_water=self.high_water, pause=reason)
+        return QueueStatus(int(length), self.high_water, reason, problem)

@@ -10,6 +10,7 @@ import uvicorn
 from cmrelay.logs import configure_logging
 from cmrelay.settings import Settings
 from ingest.app import create_app
+from ingest.protocol import GuardedHttpToolsProtocol
 
 log = logging.getLogger("cmrelay.ingest")
 GRACEFUL_SHUTDOWN_SECONDS = 20  # docker-compose gives the ingest 30 s before SIGKILL
@@ -24,7 +25,8 @@ def uvicorn_config(
         host=host or settings.ingest_host,
         port=settings.ingest_port if port is None else port,
         loop="uvloop",
-        http="httptools",
+        # httptools, plus header limits (431) and deadlines for slow clients: ingest/protocol.py
+        http=GuardedHttpToolsProtocol,
         # No access log: /chartmogul and /webhook may carry ?writeKey= in the URL, a secret.
         access_log=False,
         log_level=settings.log_level.lower(),

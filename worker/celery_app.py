@@ -9,14 +9,17 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Sequence
 from typing import Any
 
 from celery import Celery, bootsteps, signals
 
+from cmrelay.keys import Keys
 from cmrelay.logs import configure_logging
-from cmrelay.redis_conn import celery_broker
+from cmrelay.redis_conn import celery_broker, connect
 from cmrelay.settings import Settings, load_settings
+from cmrelay.status import room_problem
 from worker.pipeline.deliver import deliver_entity
 from worker.pipeline.engine import Engine
 from worker.pipeline.heartbeat import Heartbeat
@@ -29,6 +32,9 @@ SOFT_SHUTDOWN_SECONDS = 10.0  # warm shutdown: finish deliveries, hand unstarted
 DEFAULT_POOL = ["--pool", "threads"]  # HTTP-bound work: prefork's throughput at 1/8 the memory
 DEFAULT_CONCURRENCY = ["--concurrency", "8"]
 _ENGINE_LOCK = threading.Lock()
+# Free memory Redis must have before a worker starts: kombu's and the scheduler's first writes
+# need a few kB, and a Redis that has only just room for a probe refuses them a moment later.
+START_HEADROOM = 1_000_000
 
 
 def create_celery_app(settings: Settings) -> Celery:
@@ -71,7 +77,30 @@ def create_celery_app(settings: Settings) -> Celery:
         return deliver_entity(engine_for(app), entity)
 
     app.steps["worker"].add(SchedulerStep)
+    signals.worker_init.connect(_wait_for_writable_redis, sender=None, weak=False,
+                                dispatch_uid="cmrelay-wait-writable")  # fmt: skip
     return app
+
+
+def _wait_for_writable_redis(sender: Any = None, **kwargs: Any) -> None:
+    """worker_init: block until Redis has room for writes. Started while Redis is full, kombu's
+    first write raises OutOfMemoryError, which Celery takes as unrecoverable and exits (and a
+    restart policy turns that into a crash loop); waiting here lets it start once Redis has room.
+    """
+    settings: Settings | None = getattr(sender.app, "relay_settings", None)
+    if settings is None:
+        return  # a Celery app that is not ours
+    client = connect(settings.redis_url, socket_timeout=5.0, socket_connect_timeout=2.0)
+    keys, delay, logged = Keys(settings.key_prefix), 0.5, -float("inf")
+    try:
+        while (problem := room_problem(client, keys, START_HEADROOM)) is not None:
+            if time.monotonic() - logged > 60:  # once a minute, not once a try
+                log.warning("worker start waits: %s; retrying every few seconds", problem)
+                logged = time.monotonic()
+            time.sleep(delay)
+            delay = min(delay * 2, 5.0)
+    finally:
+        client.close()
 
 
 def engine_for(app: Any) -> Engine:

@@ -113,7 +113,7 @@ def test_pages_carry_security_headers_and_bad_input_is_a_400_page(
     assert browser_like.get("/entries/missing/purge").status_code == 404
     assert browser_like.get("/no/such/page").status_code == 404
     huge = browser_like.post("/replay", content=b"a=" + b"x" * 200_000)
-    assert huge.status_code == 400
+    assert huge.status_code == 413
 
 
 def test_logout_ends_the_session(browser_like: httpx.Client) -> None:

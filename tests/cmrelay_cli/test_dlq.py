@@ -310,3 +310,24 @@ def test_purge_with_no_terminal_on_stdin_refuses_for_real(
     done = _cli(settings, "purge", entry_id, stdin=subprocess.DEVNULL, capture_output=True)
     assert done.returncode == 2 and "refusing to purge without --yes" in done.stderr
     assert dlq.get(entry_id) is not None
+
+
+HOSTILE = "\x1b]0;pwned\x07\x1b[2J\rroot\u202egnp.exe\u2066x\x9b31m\x7f\x00"
+RAW_CONTROLS = {chr(c) for c in [*range(0x20), *range(0x7F, 0xA0)]} - {"\n"}
+BIDI = {chr(c) for c in [0x061C, 0x200E, 0x200F, *range(0x202A, 0x202F), *range(0x2066, 0x206A)]}
+
+
+@pytest.mark.parametrize("command", ["list", "show"])
+def test_text_output_escapes_terminal_controls_from_event_data(
+    dlq: DeadLetterQueue, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    entry_id = _add(dlq, f"u{HOSTILE}", error=f"boom{HOSTILE}", traits={"name": HOSTILE})
+    args = [entry_id] if command == "show" else []
+    code, out, _ = _run(capsys, command, *args)
+    assert code == 0
+    assert not set(out) & (RAW_CONTROLS | BIDI), sorted(map(repr, set(out) & (RAW_CONTROLS | BIDI)))
+    assert "\\x1b]0;pwned\\x07" in out and "\\u202e" in out and "\\r" in out
+    # --json is for programs: the data comes through exactly, JSON-escaped.
+    code, out, _ = _run(capsys, command, "--json", *args)
+    record = orjson.loads(out.splitlines()[0])
+    assert record["last_error"] == f"boom{HOSTILE}"
