@@ -126,7 +126,8 @@ def list_page(
         else ""
     )
     summary = (
-        f"<section><h2>Counts</h2><div>total: {int(stats['total'])}</div>"
+        f"<section><h2>Counts</h2><div>still dead: {int(stats['dead'])} "
+        f"(kept: {int(stats['total'])}, replayed: {int(stats['total']) - int(stats['dead'])})</div>"
         + _counts("by reason:", stats["by_reason"])
         + _counts("by HTTP status:", stats["by_status_code"])
         + _counts("by age:", stats["by_age"])

@@ -55,7 +55,8 @@ def table(rows: Sequence[Mapping[str, Any]], columns: Sequence[tuple[str, int]])
 def stats_text(stats: Mapping[str, Any]) -> str:
     """The `cmrelay dlq stats` report."""
     out = [
-        f"dead letters: {stats['total']}",
+        f"dead letters: {stats['dead']} still dead"
+        f" ({stats['total'] - stats['dead']} replayed, {stats['total']} kept)",
         f"oldest: {_age(stats['oldest_age_seconds'])} ago" if stats["total"] else "oldest: -",
     ]
     for title, key in (

@@ -62,6 +62,7 @@ def summarize(entries: Sequence[Counted], now: float) -> dict[str, Any]:
     by_age = {label: 0 for label, _ in AGE_BUCKETS}
     by_age.update(Counter(age_bucket(age) for age in ages))
     return {
+        "dead": sum(1 for e in entries if e.status == "dead"),  # still waiting for someone
         "total": len(entries),
         "by_reason": dict(Counter(e.reason for e in entries)),
         "by_status": dict(Counter(e.status for e in entries)),
