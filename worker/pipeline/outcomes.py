@@ -12,7 +12,7 @@ from cmrelay.metrics_store import record_latencies
 from worker.pipeline.engine import Engine
 
 log = logging.getLogger("worker.deliver")
-_QUIET = ("delivered", "skipped", "retrying")  # info; anything else (dead_lettered) warns
+_QUIET = ("delivered", "unchanged", "skipped", "retrying")  # info; dead_lettered warns
 
 
 def report_outcomes(engine: Engine, entity: str, outcomes: Sequence[tuple[Envelope, str]]) -> None:
