@@ -209,6 +209,19 @@ class Keys:
         """
         return f"{self.prefix}:heartbeats"
 
+    # --- backfill -------------------------------------------------------------------------------
+    @property
+    def backfill_checkpoints(self) -> str:
+        """HASH file identity ("path|size|mtime_ns") -> JSON checkpoint (offset of the next
+        record to read, items of it already handled, counts, done). No TTL: a resumed backfill
+        must find it however late; `cmrelay backfill status` reads it from any host."""
+        return f"{self.prefix}:backfill:files"
+
+    @property
+    def backfill_counters(self) -> str:
+        """HASH read / queued / rejected / ignored -> count over every backfill run; no TTL."""
+        return f"{self.prefix}:backfill:counters"
+
 
 ENTITY_PREFIX = "customer:"
 

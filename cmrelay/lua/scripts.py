@@ -164,6 +164,14 @@ class Scripts:
         items: list[_Item] = [({}, {"envelope": e}) for e in envelopes]
         return int(self._run("dlq_replay", keys, {"entry_id": entry_id}, items)) == 1
 
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def ingest_push(self, envelopes: Sequence[bytes], *, high_water: int) -> int:
+        """LPUSH every envelope or none; the new length, or -1 at the high-water mark."""
+        items: list[_Item] = [({}, {"envelope": e}) for e in envelopes]
+        keys = {"ingest": self.keys.ingest_queue}
+        return int(self._run("ingest_push", keys, {"high_water": high_water}, items))
+
     # -- the request gate ------------------------------------------------------------------------
 
     def _gate_keys(self) -> dict[str, str]:
