@@ -7,7 +7,8 @@ ingest list (`keys.ingest_queue`). Fields:
     source       str   Who sent it, without the secret: "wk_" + 16 hex of sha256(write key),
                        "webhook" (Segment Webhooks destination) or "actions" (ChartMogul Actions
                        payload). Dedupe is scoped by this value.
-    origin       str   The ingest route: "tracking-api", "webhook" or "chartmogul-actions".
+    origin       str   The ingest route: "tracking-api", "webhook", "chartmogul-actions", or
+                       "backfill" (`cmrelay backfill`, history read from files).
     received_at  str   ISO-8601 UTC time the ingest accepted it, with milliseconds.
     event        dict  A Segment event (spec shape: type, messageId, timestamp, userId, ...),
                        already validated, with messageId and timestamp always present.
@@ -30,6 +31,7 @@ ENVELOPE_VERSION = 1
 ORIGIN_TRACKING_API = "tracking-api"
 ORIGIN_WEBHOOK = "webhook"
 ORIGIN_ACTIONS = "chartmogul-actions"
+ORIGIN_BACKFILL = "backfill"
 
 
 class EnvelopeError(ValueError):

@@ -226,6 +226,32 @@ class Keys:
         sha256 of its cookie; EX the session's length, deleted at logout."""
         return f"{self.prefix}:admin:session:{digest}"
 
+    # --- backfill -------------------------------------------------------------------------------
+    @property
+    def backfill_checkpoints(self) -> str:
+        """HASH file identity ("path|size|mtime_ns") -> JSON checkpoint (offset of the next
+        record to read, items of it already handled, counts, done). No TTL: a resumed backfill
+        must find it however late; `cmrelay backfill status` reads it from any host."""
+        return f"{self.prefix}:backfill:files"
+
+    @property
+    def backfill_counters(self) -> str:
+        """HASH read / queued / rejected / ignored -> count over every backfill run; no TTL."""
+        return f"{self.prefix}:backfill:counters"
+
+    @property
+    def backfill_rate_bucket(self) -> str:
+        """HASH GCRA state (tat) of the backfill lane: BACKFILL_RATE_SHARE of the rate, applied
+        only while `live_waiting` exists; no TTL, tiny."""
+        return f"{self.prefix}:limit:backfill"
+
+    @property
+    def live_waiting(self) -> str:
+        """STRING: live (not backfilled) events are waiting for delivery. Set at accept and by
+        each live request with a PX TTL of a few seconds, so it clears itself once live traffic
+        stops and the backfill gets the whole rate again."""
+        return f"{self.prefix}:limit:live"
+
 
 ENTITY_PREFIX = "customer:"
 

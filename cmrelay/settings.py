@@ -86,6 +86,13 @@ def _non_negative_float(raw: str) -> float:
     return value
 
 
+def _share(raw: str) -> float:
+    value = float(raw)
+    if not 0 < value <= 1:
+        raise ValueError(f"must be > 0 and <= 1, got {raw!r}")
+    return value
+
+
 def _positive_int(raw: str) -> int:
     value = int(raw)
     if value <= 0:
@@ -196,6 +203,9 @@ class Settings:
     # A null trait: "ignore" leaves the custom attribute as it is (Segment's destination does
     # the same); "clear" removes it from the customer.
     null_traits: str = "ignore"
+    # While live events wait, backfilled deliveries get at most this share of
+    # CHARTMOGUL_RATE_LIMIT (the rest is live traffic's); with no live traffic, all of it.
+    backfill_rate_share: float = 0.25
 
     @property
     def broker_url(self) -> str:
@@ -270,6 +280,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "CUSTOM_ATTRIBUTE_SOURCE": ("attribute_source", str.strip, False),
     "LEAD_JOINS_COMPANY": ("lead_joins_company", _choice("merge", "keep"), False),
     "NULL_TRAITS": ("null_traits", _choice("ignore", "clear"), False),
+    "BACKFILL_RATE_SHARE": ("backfill_rate_share", _share, False),
 }
 
 CONFIG_FILE_ENV = "CMRELAY_CONFIG"

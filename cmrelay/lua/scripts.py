@@ -164,6 +164,14 @@ class Scripts:
         items: list[_Item] = [({}, {"envelope": e}) for e in envelopes]
         return int(self._run("dlq_replay", keys, {"entry_id": entry_id}, items)) == 1
 
+    # -- ingest ----------------------------------------------------------------------------------
+
+    def ingest_push(self, envelopes: Sequence[bytes], *, high_water: int) -> int:
+        """LPUSH every envelope or none; the new length, or -1 at the high-water mark."""
+        items: list[_Item] = [({}, {"envelope": e}) for e in envelopes]
+        keys = {"ingest": self.keys.ingest_queue}
+        return int(self._run("ingest_push", keys, {"high_water": high_water}, items))
+
     # -- the request gate ------------------------------------------------------------------------
 
     def _gate_keys(self) -> dict[str, str]:
@@ -180,12 +188,18 @@ class Scripts:
         slot_ttl_us: int,
         recover_per_second: float,
         tolerance_us: int,
+        lane: Literal["live", "backfill"] = "live",
+        backfill_share: float = 1.0,
+        live_hold_ms: int = 5000,
     ) -> tuple[bool, int]:
         """(True, granted_at_us) or (False, microseconds worth waiting)."""
         args = {"rate": rate, "max_in_flight": max_in_flight, "token": token,
                 "slot_ttl_us": slot_ttl_us, "recover_per_second": recover_per_second,
-                "tolerance_us": tolerance_us}  # fmt: skip
-        ok, value = self._run("limiter_acquire", self._gate_keys(), args)
+                "tolerance_us": tolerance_us, "lane": lane, "backfill_share": backfill_share,
+                "live_hold_ms": live_hold_ms}  # fmt: skip
+        keys = {**self._gate_keys(), "backfill_bucket": self.keys.backfill_rate_bucket,
+                "live_waiting": self.keys.live_waiting}  # fmt: skip
+        ok, value = self._run("limiter_acquire", keys, args)
         return int(ok) == 1, int(value)
 
     def limiter_observe(

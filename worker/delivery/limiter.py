@@ -10,7 +10,9 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
+from typing import Literal
 
 from cmrelay.errors import RetryableDeliveryError
 from cmrelay.lua import Scripts
@@ -24,6 +26,23 @@ DEFAULT_BLOCK = 1.0  # seconds everyone waits after a 429/503 without Retry-Afte
 # A grant may come this early against the GCRA schedule, so a waiter's wake-up lag does not
 # push every later grant back; the spacing grows by tolerance/rate to keep the 1 s bound.
 TOLERANCE_US = 1000  # measured lag is ~0.7 ms a grant on a loaded 2-core VM
+# After a live event is accepted or a live request granted, live traffic counts as waiting for
+# this long: past coalescing and one request, short enough that a backfill soon gets it all.
+LIVE_HOLD = 5.0
+
+Lane = Literal["live", "backfill"]
+_LANE: ContextVar[Lane] = ContextVar("cmrelay_delivery_lane", default="live")
+
+
+@contextmanager
+def delivery_lane(lane: Lane) -> Iterator[None]:
+    """Requests made inside go through this lane of the gate (the deliver step sets it from the
+    envelopes' origin: an entity holding only backfilled events is the backfill lane)."""
+    reset = _LANE.set(lane)
+    try:
+        yield
+    finally:
+        _LANE.reset(reset)
 
 
 @dataclass(frozen=True)
@@ -46,6 +65,8 @@ class RedisRequestGate:
         slot_ttl: float,
         max_wait: float = 30.0,
         tolerance_us: int = TOLERANCE_US,
+        backfill_share: float = 1.0,
+        live_hold: float = LIVE_HOLD,
     ) -> None:
         self._scripts = scripts
         self._keys = scripts.keys
@@ -54,6 +75,8 @@ class RedisRequestGate:
         self._slot_ttl_us = int(slot_ttl * 1_000_000)
         self._max_wait = max_wait
         self._tolerance_us = tolerance_us
+        self.backfill_share = backfill_share
+        self._live_hold_ms = int(live_hold * 1000)
 
     @classmethod
     def from_settings(cls, settings: Settings, scripts: Scripts) -> RedisRequestGate:
@@ -63,6 +86,7 @@ class RedisRequestGate:
             rate=settings.rate_limit,
             max_in_flight=settings.max_in_flight,
             slot_ttl=settings.request_timeout + 5.0,
+            backfill_share=settings.backfill_rate_share,
         )
 
     def try_acquire(self) -> tuple[Grant | None, float]:
@@ -75,6 +99,9 @@ class RedisRequestGate:
             slot_ttl_us=self._slot_ttl_us,
             recover_per_second=RECOVER_PER_SECOND,
             tolerance_us=self._tolerance_us,
+            lane=_LANE.get(),
+            backfill_share=self.backfill_share,
+            live_hold_ms=self._live_hold_ms,
         )
         if granted:
             return Grant(token, value), 0.0

@@ -7,9 +7,10 @@ import secrets
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from cmrelay.envelope import Envelope, EnvelopeError
+from cmrelay.envelope import ORIGIN_BACKFILL, Envelope, EnvelopeError
 from cmrelay.keys import entity_key
 from cmrelay.lua import AcceptItem
+from worker.delivery.limiter import LIVE_HOLD
 from worker.mapping import EventRoute, group_link, link_subject, route_event
 from worker.pipeline.engine import Engine
 
@@ -33,7 +34,7 @@ def accept_batch(engine: Engine, router: Router | None = None, limit: int = BATC
     items = engine.scripts.accept_claim(token, limit=limit, claim_seconds=engine.claim_timeout)
     if not items:
         return 0
-    ops = _plan(engine, items, router or default_router(engine))
+    ops, live = _plan(engine, items, router or default_router(engine))
     settings = engine.settings
     queued = engine.scripts.accept_commit(
         token,
@@ -44,11 +45,15 @@ def accept_batch(engine: Engine, router: Router | None = None, limit: int = BATC
     )
     if queued == -1:
         log.warning("accept claim expired before commit; %d envelopes go round again", len(items))
+    elif live:  # a backfill yields to these in the rate limit until they are delivered
+        hold_ms = int((settings.coalesce_window + LIVE_HOLD) * 1000)
+        engine.redis.set(engine.keys.live_waiting, 1, px=hold_ms)
     return len(items)
 
 
-def _plan(engine: Engine, items: list[bytes], router: Router) -> list[AcceptItem]:
-    """Decode and route each envelope; links from Group calls in this batch count at once."""
+def _plan(engine: Engine, items: list[bytes], router: Router) -> tuple[list[AcceptItem], bool]:
+    """Decode and route each envelope; links from Group calls in this batch count at once.
+    Also whether any live (not backfilled) event went into a mailbox."""
     keys = engine.keys
     envelopes: list[Envelope | None] = []
     for raw in items:
@@ -60,6 +65,7 @@ def _plan(engine: Engine, items: list[bytes], router: Router) -> list[AcceptItem
     users = {_subject(e.event) for e in envelopes if e is not None} - {None}
     known = _linked_groups(engine, sorted(u for u in users if u))
     ops: list[AcceptItem] = []
+    live = False
     for raw, env in zip(items, envelopes, strict=True):
         if env is None:
             ops.append(_count(raw, "invalid", keys.counters))
@@ -75,6 +81,7 @@ def _plan(engine: Engine, items: list[bytes], router: Router) -> list[AcceptItem
             if link_user:
                 known[link_user] = link_group
             waiting = keys.waiting_for_group(link_user) if link_user else ""
+            live = live or env.origin != ORIGIN_BACKFILL
             ops.append(
                 AcceptItem(
                     "m", raw, "accepted", dedupe_key, keys.mailbox(entity), entity=entity,
@@ -88,7 +95,7 @@ def _plan(engine: Engine, items: list[bytes], router: Router) -> list[AcceptItem
             ops.append(op)
         else:
             ops.append(_count(raw, _counter_name(route, event), keys.counters))
-    return ops
+    return ops, live
 
 
 def _count(raw: bytes, counter: str, placeholder_key: str) -> AcceptItem:

@@ -17,8 +17,9 @@ from typing import Any, Literal
 import orjson
 
 from cmrelay.dlq.entry import REASON_EXPIRED, REASON_PERMANENT
-from cmrelay.envelope import Envelope, EnvelopeError
+from cmrelay.envelope import ORIGIN_BACKFILL, Envelope, EnvelopeError
 from cmrelay.errors import DeliveryConfigurationError, DeliveryError, PermanentDeliveryError
+from worker.delivery.limiter import delivery_lane
 from worker.pipeline.engine import Engine
 from worker.pipeline.finish import Finish, Read, dead_lettered, delivered, paused, retrying
 from worker.pipeline.outcomes import report_outcomes
@@ -96,8 +97,10 @@ def _attempt(engine: Engine, entity: str) -> Finish:
         _text_hash(client.hgetall(keys.attr_clock(entity))),
         _text_hash(client.hgetall(keys.retry_state(entity))),
     )  # fmt: skip
+    backfill = bool(read.envelopes) and all(e.origin == ORIGIN_BACKFILL for _, e in read.envelopes)
     try:
-        outcome = deliverer.deliver(entity, read.events, read.clock)
+        with delivery_lane("backfill" if backfill else "live"):
+            outcome = deliverer.deliver(entity, read.events, read.clock)
     except DeliveryConfigurationError as exc:
         return paused(exc, engine.settings.pause_probe_interval, engine.masker)
     except PermanentDeliveryError as exc:
