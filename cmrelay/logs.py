@@ -24,6 +24,13 @@ _STANDARD_ATTRS = frozenset(
 )
 
 
+# uvicorn's copy of the message with ANSI colour codes: noise in a JSON line.
+_DROPPED = frozenset({"color_message"})
+# Per-request and per-task chatter (httpx logs every request, Celery every task received and
+# done): about six lines per event at info. Kept at debug level only.
+_CHATTY = ("httpx", "httpcore", "celery.app.trace", "celery.worker.strategy")
+
+
 class JsonFormatter(logging.Formatter):
     """Render a record as one JSON object: ts, level, logger, msg, and the `extra` fields."""
 
@@ -41,7 +48,7 @@ class JsonFormatter(logging.Formatter):
             "msg": record.getMessage(),
         }
         for key, value in record.__dict__.items():
-            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+            if key not in _STANDARD_ATTRS and key not in _DROPPED and not key.startswith("_"):
                 payload[key] = value
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
@@ -67,3 +74,6 @@ def configure_logging(
         named = logging.getLogger(name)
         named.handlers.clear()
         named.propagate = True
+    for name in _CHATTY:
+        quiet = logging.WARNING if root.level > logging.DEBUG else logging.NOTSET
+        logging.getLogger(name).setLevel(quiet)

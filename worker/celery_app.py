@@ -212,7 +212,8 @@ def run_worker(celery_args: Sequence[str]) -> int:
         engine.deliverer  # noqa: B018 - a bad MAPPING_FILE or deliverer stops the start here
     finally:
         engine.close()
-    app.worker_main(worker_argv(celery_args, settings.log_level))
+    # --quiet: no ASCII banner on stdout; every line the worker writes is a JSON log record.
+    app.worker_main(["--quiet", *worker_argv(celery_args, settings.log_level)])
     return 0
 
 
