@@ -111,3 +111,29 @@ def route_event(  # noqa: PLR0911 (one return per routing rule reads as the rule
         "COMPANY_CREATION=group and no Group call has linked this user to a company yet",
         None,
     )
+
+
+def route_webhook_event(event: Mapping[str, Any]) -> EventRoute:  # noqa: PLR0911 (rule list)
+    """DELIVERY_MODE=webhook: what Segment's destination would post, in order per subject.
+
+    Segment neither holds nor drops events: anonymous Identifies go out, nothing waits for a
+    Group call (COMPANY_CREATION does not apply), and the action's own validation decides at
+    delivery. The entity is the user of an Identify or the group of a Group call, so the
+    events that set the same record keep their arrival order.
+    """
+    if not isinstance(event, Mapping):
+        return EventRoute("skipped", "not a JSON object", None)
+    kind = event.get("type")
+    if kind not in DELIVERED_TYPES:
+        return EventRoute("ignored", f"{kind!s} calls are not sent to ChartMogul", None)
+    if not integration_enabled(event.get("integrations")):
+        return EventRoute("filtered", "the integrations object disables ChartMogul", None)
+    if kind == "group":
+        group = external_id(event.get("groupId"))
+        if group is None:
+            return EventRoute("skipped", "group call without a groupId", None)
+        return EventRoute("deliver", "", group)
+    subject = link_subject(event)
+    if subject is None:
+        return EventRoute("skipped", "The user_id and/or anonymous_id must be present.", None)
+    return EventRoute("deliver", "", subject)

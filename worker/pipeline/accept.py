@@ -10,7 +10,7 @@ from typing import Any
 from cmrelay.envelope import Envelope, EnvelopeError
 from cmrelay.keys import entity_key
 from cmrelay.lua import AcceptItem
-from worker.mapping import EventRoute, group_link, link_subject, route_event
+from worker.mapping import EventRoute, group_link, link_subject, route_event, route_webhook_event
 from worker.pipeline.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -22,7 +22,9 @@ BATCH_SIZE = 200  # per Lua commit: big enough to amortise round trips, small en
 
 
 def default_router(engine: Engine) -> Router:
-    """The mapping router with the policy the worker loaded at start."""
+    """The mapping router with the policy the worker loaded at start (webhook mode: Segment's)."""
+    if engine.settings.delivery_mode == "webhook":
+        return lambda event, _linked: route_webhook_event(event)
     policy = engine.policy
     return lambda event, linked: route_event(event, policy, linked)
 
