@@ -19,6 +19,14 @@ from worker.delivery.webhook.js import js_number, js_to_number, stringify
 Kind = Literal["string", "email", "uri", "uri-reference", "datetime"]
 _MISSING: Any = object()  # JavaScript's undefined: the key is left out
 _USELESS_CONTACT_KEYS = 5  # type, message_id, timestamp, sent_at and one id: "no information"
+# ingest/actions.py keeps the payload /chartmogul received in context[CARRIED].
+CARRIED = "chartmogul_actions"
+_CARRIED_IDS = (
+    ("message_id", "messageId"),
+    ("user_id", "userId"),
+    ("anonymous_id", "anonymousId"),
+    ("group_id", "groupId"),
+)
 _FORMATS: dict[str, Callable[[str], bool]] = {
     "email": is_email,
     "uri": is_uri,
@@ -168,24 +176,55 @@ def _scalar(
 
 
 def _map(
-    event: Mapping[str, Any], fields: tuple[Field | ObjectField, ...]
+    source: Mapping[str, Any], fields: tuple[Field | ObjectField, ...], *, carried: bool
 ) -> tuple[dict[str, Any], list[str]]:
+    """Resolve and validate every field: from the event by the default mapping, or (carried)
+    from an Actions payload Segment already mapped, whose absent objects stay absent."""
     payload: dict[str, Any] = {}
     errors: list[str] = []
     for field in fields:
         if isinstance(field, Field):
-            _scalar(field, _resolve(event, field.path), parent="", errors=errors, out=payload)
+            if carried and not field.path.startswith("="):
+                value = source.get(field.key, _MISSING)
+            else:
+                value = _resolve(source, field.path)
+            _scalar(field, value, parent="", errors=errors, out=payload)
             if field.required and field.key not in payload:
                 errors.append(f"missing the required field '{field.key}'")
             continue
-        # An object mapping resolves to an object even when every property is undefined.
+        raw = source.get(field.key) if carried else None
+        if carried and raw is None:
+            continue
+        if carried and not isinstance(raw, Mapping):
+            errors.append(f"{field.key} must be an object")
+            continue
+        # A default object mapping resolves to an object even when every property is undefined.
         nested: dict[str, Any] = {}
         for prop in field.properties:
-            _scalar(prop, _resolve(event, prop.path), parent=field.key, errors=errors, out=nested)
+            value = raw.get(prop.key, _MISSING) if raw is not None else _resolve(source, prop.path)
+            _scalar(prop, value, parent=field.key, errors=errors, out=nested)
             if prop.required and prop.key not in nested:
                 errors.append(f"{field.key} is missing the required field '{prop.key}'")
         payload[field.key] = nested
     return payload, errors
+
+
+def _text_of(value: Any) -> str | None:
+    if value is None or value is _MISSING or isinstance(value, bool):
+        return None
+    return js_number(value) if isinstance(value, int | float) else str(value)
+
+
+def carried_payload(event: Mapping[str, Any], action: str) -> Mapping[str, Any] | None:
+    """The Actions payload /chartmogul received for this event, if it still describes it."""
+    context = event.get("context")
+    carried = context.get(CARRIED) if isinstance(context, Mapping) else None
+    if not isinstance(carried, Mapping) or carried.get("type") != action:
+        return None
+    for key, name in _CARRIED_IDS:
+        if _text_of(carried.get(key)) != _text_of(event.get(name)):
+            return None  # edited since (a DLQ fix) or not ours: build from the event instead
+    return carried
 
 
 def build_payload(event: Any) -> dict[str, Any] | Refused:
@@ -197,7 +236,8 @@ def build_payload(event: Any) -> dict[str, Any] | Refused:
     if action is None:
         return Refused(f"no action subscribes to {str(kind)[:40]!r} calls")
     name, fields = action
-    payload, errors = _map(event, fields)
+    carried = carried_payload(event, name)
+    payload, errors = _map(carried or event, fields, carried=carried is not None)
     if errors:
         return Refused(f"{name}: " + "; ".join(errors))
     if name == "Send Contact":
