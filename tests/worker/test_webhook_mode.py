@@ -87,8 +87,9 @@ def test_an_anonymous_identify_is_sent(relay: SandboxRelay, segment: Client) -> 
 def test_an_ungrouped_user_is_not_held_under_company_creation_group(relay: SandboxRelay) -> None:
     # A Send Contact without company, as /chartmogul gets it from a mapping without one.
     user, message = _id("solo"), _id("m")
-    posted = {"type": "Send Contact", "message_id": message, "timestamp": "2024-01-01T10:00:00.000Z",
-              "sent_at": "2024-01-01T10:00:01.000Z", "user_id": user, "email": "solo@x.test"}  # fmt: skip
+    posted = {"type": "Send Contact", "message_id": message, "user_id": user,
+              "timestamp": "2024-01-01T10:00:00.000Z", "sent_at": "2024-01-01T10:00:01.000Z",
+              "email": "solo@x.test"}  # fmt: skip
     answer = httpx.post(f"{relay.ingest_url}/chartmogul", json=posted,
                         params={"writeKey": WRITE_KEY}, timeout=10)  # fmt: skip
     assert answer.status_code == 200, answer.text
@@ -108,7 +109,7 @@ def test_what_segment_refuses_is_counted_skipped_with_its_reason(
     segment.identify(user, {"email": "a@b.co"}, message_id=no_company)  # company {} is refused
     segment.identify(user, {"email": "a@b.co", "company": {"id": "c"}}, message_id=good)
     _receipts(relay, [good])
-    wait_for(lambda: relay.counter("skipped_at_delivery") - before == 2, 20, "two skips")  # noqa: PLR2004
+    wait_for(lambda: relay.counter("skipped_at_delivery") - before == 2, 20, "two skips")
     sent = {r["payload"]["message_id"] for r in relay.state()["webhook_receipts"]}
     assert bad_email not in sent and no_company not in sent
     assert not relay.client.exists(relay.keys.waiting_for_group(user))  # refused, not held
@@ -126,7 +127,8 @@ def test_a_send_contact_posted_to_chartmogul_leaves_with_the_same_fields(
         "sent_at": "2024-01-01T10:01:00.000Z", "user_id": _id("rt"), "anonymous_id": "a1",
         "email": "ada@example.com", "first_name": "Ada", "last_name": "Lovelace",
         "name": "Ada Lovelace", "title": "CTO", "phone": "+44 1", "linked_in":
-        "https://linkedin.com/in/ada", "twitter": "@ada", "company": {"id": _id("co"), "name": "AE"},
+        "https://linkedin.com/in/ada", "twitter": "@ada",
+        "company": {"id": _id("co"), "name": "AE"},
     }  # fmt: skip
     answer = httpx.post(f"{relay.ingest_url}/chartmogul", json=posted,
                         params={"writeKey": WRITE_KEY}, timeout=10)  # fmt: skip
