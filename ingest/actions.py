@@ -1,11 +1,15 @@
 """Turn the flat payload of Segment's ChartMogul (Actions) destination back into a Segment call.
 
 "Send Contact" came from an Identify and "Send Customer" from a Group (segment.md §1.3, §1.4);
-the reverse mapping restores spec trait names so the worker sees one event shape only.
+the reverse mapping restores the trait names the action read (traits.first_name, linkedIn,
+createdAt, address.postalCode), so the worker sees one event shape only. The payload as posted
+also travels in `context.chartmogul_actions`: webhook mode posts it on unchanged, so the round
+trip keeps every field as Segment sent it (worker/delivery/webhook/payloads.py).
 """
 
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 from marshmallow import Schema, ValidationError
@@ -16,11 +20,13 @@ from ingest.schemas import ActionsContactSchema, ActionsCustomerSchema
 CONTACT = "Send Contact"
 CUSTOMER = "Send Customer"
 _SCHEMAS: dict[str, Schema] = {CONTACT: ActionsContactSchema(), CUSTOMER: ActionsCustomerSchema()}
-# Action field -> Segment spec trait (the action reads traits.first_name, traits.linkedIn, ...).
-_CONTACT_TRAITS = {"first_name": "firstName", "last_name": "lastName", "linked_in": "linkedIn"}
+# Action field -> the trait its default mapping reads ($.traits.first_name, $.traits.linkedIn).
+_CONTACT_TRAITS = {"linked_in": "linkedIn"}
 _CUSTOMER_TRAITS = {"created_at": "createdAt"}
 _ADDRESS = {"postal_code": "postalCode"}
 _COMMON = {"type", "message_id", "timestamp", "sent_at", "user_id", "anonymous_id", "group_id"}
+# Where the posted payload travels inside the event (the worker reads the same key).
+CARRIED = "chartmogul_actions"
 
 
 def is_connection_test(payload: Any) -> bool:
@@ -43,9 +49,16 @@ def to_segment_event(payload: Any) -> dict[str, Any]:
     except ValidationError as exc:
         messages = exc.messages if isinstance(exc.messages, dict) else {"_schema": exc.messages}
         raise InvalidPayload(f"invalid {kind} payload", fields=messages) from None
-    if kind == CONTACT:
-        return _contact(data)
-    return _customer(data)
+    event = _contact(data) if kind == CONTACT else _customer(data)
+    carried = copy.deepcopy(payload)
+    if (
+        kind == CONTACT
+        and isinstance(carried.get("company"), dict)
+        and not carried["company"].get("id")
+    ):
+        del carried["company"]  # as for the traits: the action drops a company without an id
+    event["context"] = {CARRIED: carried}
+    return event
 
 
 def _contact(data: dict[str, Any]) -> dict[str, Any]:

@@ -6,6 +6,7 @@ unchanged (`unknown = INCLUDE`), as Segment keeps unknown fields.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any, ClassVar
@@ -128,6 +129,37 @@ class BatchSchema(Schema):
     integrations = fields.Dict()
 
 
+class ActionsDateTime(IsoDateTime):
+    """An Actions `datetime` field: ISO-8601 text, or epoch seconds / milliseconds as a number
+    or numeric text (Segment's fields are typed string | number)."""
+
+    def _deserialize(
+        self, value: Any, attr: str | None, data: Mapping[str, Any] | None, **kwargs: Any
+    ) -> datetime:
+        try:
+            return parse_actions_datetime(value)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from None
+
+
+_EPOCH_MS_FROM = 100_000_000_000  # as seconds that is the year 5138: such numbers are ms
+_EPOCH_TEXT = re.compile(r"\s*-?[0-9]+(?:\.[0-9]+)?\s*", re.ASCII)
+
+
+def parse_actions_datetime(value: Any) -> datetime:
+    """parse_datetime, plus epoch numbers (seconds, or ms when that is the only sensible
+    reading); ValueError otherwise."""
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if not numeric and not (isinstance(value, str) and _EPOCH_TEXT.fullmatch(value)):
+        return parse_datetime(value)
+    number = float(value)
+    seconds = number / 1000 if abs(number) >= _EPOCH_MS_FROM else number
+    try:
+        return datetime.fromtimestamp(seconds, tz=UTC)
+    except (ValueError, OverflowError, OSError):
+        raise ValueError("Not a valid date-time: epoch out of range.") from None
+
+
 class ActionsContactSchema(Schema):
     """POST /chartmogul, "Send Contact": the flat payload of Segment's ChartMogul (Actions)."""
 
@@ -136,8 +168,8 @@ class ActionsContactSchema(Schema):
 
     type = fields.String(required=True, validate=validate.Equal("Send Contact"))
     message_id = fields.String(validate=validate.Length(min=1, max=MAX_MESSAGE_ID))
-    timestamp = IsoDateTime(allow_none=True)
-    sent_at = IsoDateTime(allow_none=True)
+    timestamp = ActionsDateTime(allow_none=True)
+    sent_at = ActionsDateTime(allow_none=True)
     user_id = Identifier(allow_none=True)
     anonymous_id = Identifier(allow_none=True)
     company = fields.Dict(allow_none=True)
@@ -151,8 +183,8 @@ class ActionsCustomerSchema(Schema):
 
     type = fields.String(required=True, validate=validate.Equal("Send Customer"))
     message_id = fields.String(validate=validate.Length(min=1, max=MAX_MESSAGE_ID))
-    timestamp = IsoDateTime(allow_none=True)
-    sent_at = IsoDateTime(allow_none=True)
+    timestamp = ActionsDateTime(allow_none=True)
+    sent_at = ActionsDateTime(allow_none=True)
     user_id = Identifier(required=True, validate=validate.Length(min=1))
     group_id = Identifier(required=True, validate=validate.Length(min=1))
     address = fields.Dict(allow_none=True)

@@ -116,7 +116,7 @@ def test_chartmogul_actions_send_contact_is_queued_as_an_identify_call(
     assert http.post("/chartmogul", json=payload, auth=(WRITE_KEY, "")).status_code == 200
     [envelope] = queued(redis_client)
     assert envelope.event["type"] == "identify"
-    assert envelope.event["traits"] == {"firstName": "Ada"}
+    assert envelope.event["traits"] == {"first_name": "Ada"}  # the trait the action read
     assert (envelope.event["userId"], envelope.event["anonymousId"]) == ("u1", "a1")
 
 

@@ -14,7 +14,7 @@ from worker.mapping.model import (
 )
 from worker.mapping.plan import plan_event
 from worker.mapping.policy import CallOverrides, MappingPolicy, load_mapping_policy
-from worker.mapping.routing import group_link, link_subject, route_event
+from worker.mapping.routing import group_link, link_subject, route_event, route_webhook_event
 
 __all__ = [
     "AttrType",
@@ -35,4 +35,5 @@ __all__ = [
     "merge_events",
     "plan_event",
     "route_event",
+    "route_webhook_event",
 ]

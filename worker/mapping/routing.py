@@ -76,10 +76,8 @@ def group_link(event: Mapping[str, Any]) -> tuple[str, str] | None:
     return (subject, group) if subject and group else None
 
 
-def route_event(  # noqa: PLR0911 (one return per routing rule reads as the rule list)
-    event: Mapping[str, Any], policy: MappingPolicy, linked_group: str | None
-) -> EventRoute:
-    """Deliver (to which customer), or filtered / skipped / ignored / wait_for_group with why."""
+def _route_common(event: Any) -> EventRoute | None:
+    """The rules both modes share: malformed, other types, integrations, Group calls."""
     if not isinstance(event, Mapping):
         return EventRoute("skipped", "not a JSON object", None)
     kind = event.get("type")
@@ -92,6 +90,16 @@ def route_event(  # noqa: PLR0911 (one return per routing rule reads as the rule
         if group is None:
             return EventRoute("skipped", "group call without a groupId", None)
         return EventRoute("deliver", "", group)
+    return None
+
+
+def route_event(
+    event: Mapping[str, Any], policy: MappingPolicy, linked_group: str | None
+) -> EventRoute:
+    """Deliver (to which customer), or filtered / skipped / ignored / wait_for_group with why."""
+    common = _route_common(event)
+    if common is not None:
+        return common
     key = contact_key(event)
     if key is None:
         return EventRoute(
@@ -111,3 +119,20 @@ def route_event(  # noqa: PLR0911 (one return per routing rule reads as the rule
         "COMPANY_CREATION=group and no Group call has linked this user to a company yet",
         None,
     )
+
+
+def route_webhook_event(event: Mapping[str, Any]) -> EventRoute:
+    """DELIVERY_MODE=webhook: what Segment's destination would post, in order per subject.
+
+    Segment neither holds nor drops events: anonymous Identifies go out, nothing waits for a
+    Group call (COMPANY_CREATION does not apply), and the action's own validation decides at
+    delivery. The entity is the user of an Identify or the group of a Group call, so the
+    events that set the same record keep their arrival order.
+    """
+    common = _route_common(event)
+    if common is not None:
+        return common
+    subject = link_subject(event)
+    if subject is None:
+        return EventRoute("skipped", "The user_id and/or anonymous_id must be present.", None)
+    return EventRoute("deliver", "", subject)

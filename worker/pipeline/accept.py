@@ -11,7 +11,7 @@ from cmrelay.envelope import ORIGIN_BACKFILL, Envelope, EnvelopeError
 from cmrelay.keys import entity_key
 from cmrelay.lua import AcceptItem
 from worker.delivery.limiter import LIVE_HOLD
-from worker.mapping import EventRoute, group_link, link_subject, route_event
+from worker.mapping import EventRoute, group_link, link_subject, route_event, route_webhook_event
 from worker.pipeline.engine import Engine
 
 log = logging.getLogger(__name__)
@@ -23,7 +23,9 @@ BATCH_SIZE = 200  # per Lua commit: big enough to amortise round trips, small en
 
 
 def default_router(engine: Engine) -> Router:
-    """The mapping router with the policy the worker loaded at start."""
+    """The mapping router with the policy the worker loaded at start (webhook mode: Segment's)."""
+    if engine.settings.delivery_mode == "webhook":
+        return lambda event, _linked: route_webhook_event(event)
     policy = engine.policy
     return lambda event, linked: route_event(event, policy, linked)
 

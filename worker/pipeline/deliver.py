@@ -92,8 +92,10 @@ def _attempt(engine: Engine, entity: str) -> Finish:
     raws: list[Any] = client.lrange(keys.mailbox(entity), 0, MAX_EVENTS - 1)
     if not raws:
         return Finish("empty")
+    # Webhook mode posts in arrival order, as Segment does; API mode orders by timestamp.
+    by_time = engine.settings.delivery_mode != "webhook"
     read = Read(
-        entity, raws, _decode(raws),
+        entity, raws, _decode(raws, by_time=by_time),
         _text_hash(client.hgetall(keys.attr_clock(entity))),
         _text_hash(client.hgetall(keys.retry_state(entity))),
     )  # fmt: skip
@@ -150,15 +152,17 @@ def _commit(engine: Engine, entity: str, token: str, finish: Finish) -> bool:
     )
 
 
-def _decode(raws: list[bytes]) -> list[tuple[bytes, Envelope]]:
-    """Readable envelopes sorted by Segment timestamp (stable: ties keep arrival order)."""
+def _decode(raws: list[bytes], *, by_time: bool = True) -> list[tuple[bytes, Envelope]]:
+    """Readable envelopes, sorted by Segment timestamp (stable: ties keep arrival order)
+    unless `by_time` is False (then in arrival order)."""
     out = []
     for raw in raws:
         try:
             out.append((raw, Envelope.from_bytes(raw)))
         except EnvelopeError:
             log.error("dropping an unreadable mailbox item")
-    out.sort(key=lambda pair: _event_time(pair[1].event))
+    if by_time:
+        out.sort(key=lambda pair: _event_time(pair[1].event))
     return out
 
 

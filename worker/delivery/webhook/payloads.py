@@ -1,196 +1,268 @@
-"""The "ChartMogul (Actions)" payloads, built and encoded the way Segment's destination does (pure).
+"""The "ChartMogul (Actions)" payloads, built and validated the way Segment's destination does
+(pure).
 
-`actions_payloads` applies the two actions' default field mappings and their validation;
-`encode_like_segment` writes the JSON text byte for byte as JSON.stringify would.
+actions-core resolves each action's default mapping, removes empty values, validates with Ajv
+(`coerceTypes: "array"`, ajv-formats) and runs the action's `perform`; an event that fails any
+step is refused whole. `build_payload` does the same and says why it refused; `encode_like_segment`
+writes the JSON text as JSON.stringify does.
 """
 
 from __future__ import annotations
 
-import json
-import math
-import re
-from collections.abc import Mapping
-from decimal import Decimal
-from typing import Any
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Literal
 
-_MISSING = object()
+from worker.delivery.webhook.formats import is_date_like, is_email, is_uri, is_uri_reference
+from worker.delivery.webhook.js import js_number, js_to_number, stringify
 
-# Field order is the order of the action's `fields` definition, which is the order of the keys
-# Segment's mapping-kit resolves and JSON.stringify writes. For Send Customer we put group_id
-# before user_id, as in the destination's own "processes valid input" test vector.
-_CONTACT_FIELDS: tuple[tuple[str, str], ...] = (
-    ("email", "email"),
-    ("first_name", "first_name"),
-    ("last_name", "last_name"),
-    ("name", "name"),
-    ("title", "title"),
-    ("phone", "phone"),
-    ("linked_in", "linkedIn"),
-    ("twitter", "twitter"),
+Kind = Literal["string", "email", "uri", "uri-reference", "datetime"]
+_MISSING: Any = object()  # JavaScript's undefined: the key is left out
+_USELESS_CONTACT_KEYS = 5  # type, message_id, timestamp, sent_at and one id: "no information"
+# ingest/actions.py keeps the payload /chartmogul received in context[CARRIED].
+CARRIED = "chartmogul_actions"
+_CARRIED_IDS = (
+    ("message_id", "messageId"),
+    ("user_id", "userId"),
+    ("anonymous_id", "anonymousId"),
+    ("group_id", "groupId"),
 )
-_CUSTOMER_FIELDS: tuple[tuple[str, str], ...] = (
-    ("name", "name"),
-    ("description", "description"),
-    ("email", "email"),
-    ("website", "website"),
-    ("created_at", "createdAt"),
+_FORMATS: dict[str, Callable[[str], bool]] = {
+    "email": is_email,
+    "uri": is_uri,
+    "uri-reference": is_uri_reference,
+    "datetime": is_date_like,
+}
+
+
+@dataclass(frozen=True)
+class Field:
+    """One action field: its key, its default mapping path, its type and format."""
+
+    key: str
+    path: str
+    kind: Kind = "string"
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class ObjectField:
+    """An object field whose default mapping is one path per property."""
+
+    key: str
+    properties: tuple[Field, ...]
+
+
+@dataclass(frozen=True)
+class Refused:
+    """Segment's validation would discard the event; `reason` names fields, never values."""
+
+    reason: str
+
+
+def _common(action: str, *ids: Field) -> tuple[Field | ObjectField, ...]:
+    return (
+        Field("type", f"={action}", required=True),
+        Field("message_id", "messageId", required=True),
+        Field("timestamp", "timestamp", "datetime", required=True),
+        Field("sent_at", "sentAt", "datetime", required=True),
+        *ids,
+    )
+
+
+# Field order is the order of the action's `fields`, which is the order mapping-kit resolves
+# and JSON.stringify writes. Send Customer puts group_id before user_id, as the destination's
+# own "processes valid input" test vector does.
+SEND_CONTACT = (
+    *_common("Send Contact", Field("user_id", "userId"), Field("anonymous_id", "anonymousId")),
+    Field("email", "traits.email", "email"),
+    Field("first_name", "traits.first_name"),
+    Field("last_name", "traits.last_name"),
+    Field("name", "traits.name"),
+    Field("title", "traits.title"),
+    Field("phone", "traits.phone"),
+    Field("linked_in", "traits.linkedIn", "uri"),
+    Field("twitter", "traits.twitter"),
+    ObjectField(
+        "company",
+        (Field("id", "traits.company.id", required=True), Field("name", "traits.company.name")),
+    ),
 )
-_ADDRESS_FIELDS: tuple[tuple[str, str], ...] = (
-    ("street", "street"),
-    ("city", "city"),
-    ("state", "state"),
-    ("postal_code", "postalCode"),
-    ("country", "country"),
+SEND_CUSTOMER = (
+    *_common(
+        "Send Customer",
+        Field("group_id", "groupId", required=True),
+        Field("user_id", "userId", required=True),
+    ),
+    Field("name", "traits.name"),
+    Field("description", "traits.description"),
+    Field("email", "traits.email", "email"),
+    Field("website", "traits.website", "uri-reference"),
+    Field("created_at", "traits.createdAt", "datetime"),
+    ObjectField(
+        "address",
+        tuple(
+            Field(key, f"traits.address.{trait}")
+            for key, trait in (
+                ("street", "street"),
+                ("city", "city"),
+                ("state", "state"),
+                ("postal_code", "postalCode"),
+                ("country", "country"),
+            )
+        ),
+    ),
 )
+ACTIONS = {"identify": ("Send Contact", SEND_CONTACT), "group": ("Send Customer", SEND_CUSTOMER)}
 
 
-def _js_string(value: Any) -> Any:
-    """A mapped value as Segment's schema validation leaves it, or _MISSING when it is dropped.
+def _resolve(event: Mapping[str, Any], path: str) -> Any:
+    """mapping-kit's @path: undefined as soon as a step is not an object."""
+    if path.startswith("="):
+        return path[1:]  # a literal (the hidden `type` field)
+    value: Any = event
+    for step in path.split("."):
+        if not isinstance(value, Mapping) or step not in value:
+            return _MISSING
+        value = value[step]
+    return value
 
-    Absent and null values are omitted, scalars are coerced to strings the way JavaScript's
-    String() does (Ajv type coercion), and objects/arrays for a string field are left out.
-    """
-    if value is None or value is _MISSING:
-        return _MISSING
+
+def _coerce(  # noqa: PLR0911 (one return per Ajv coercion rule reads as the rule list)
+    field: Field, value: Any, name: str
+) -> tuple[Any, str | None]:
+    """Ajv's type coercion and format check: (value, None) or (_, why `name` fails)."""
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if field.kind == "datetime" and is_number:
+        return value, None  # type ["string", "number"]: numbers pass, unformatted
+    if field.kind == "datetime" and isinstance(value, str):
+        pass  # strings pass the type, then the format
+    elif isinstance(value, list) and len(value) == 1:
+        # coerceTypes "array": a one-item array is its item, coerced again. For the
+        # two-type datetime fields Ajv never keeps the item as it is: a numeric string
+        # becomes a number, a number becomes a string, any other string is a type error.
+        value = value[0]
+        if field.kind == "datetime" and isinstance(value, str):
+            number = js_to_number(value) if value else None
+            if number is None:
+                return value, f"{name} must be a string or a number"
+            return number, None
+    elif field.kind == "datetime" and value is None:
+        return value, f"{name} must be a string or a number"
     if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _MISSING if not math.isfinite(value) else _js_float_text(value)
-    if isinstance(value, str):
-        return value
-    return _MISSING
+        value = "true" if value else "false"
+    elif isinstance(value, int | float):
+        value = js_number(value)
+    elif value is None:
+        value = ""  # only reachable as [null]: Ajv coerces null to ""
+    elif not isinstance(value, str):
+        return value, f"{name} must be a string"
+    check = _FORMATS.get(field.kind)
+    if check is not None and not check(value):
+        return value, f"{name} is not a valid {field.kind}"
+    return value, None
 
 
-def _datetime_field(value: Any) -> Any:
-    """Datetime fields accept an ISO string or a number (epoch) unchanged."""
-    if value is None or isinstance(value, bool):
-        return _MISSING
-    if isinstance(value, float) and not math.isfinite(value):
-        return _MISSING
-    if isinstance(value, str | int | float):
-        return value
-    return _MISSING
-
-
-def _get(source: Any, key: str) -> Any:
-    return source.get(key, _MISSING) if isinstance(source, Mapping) else _MISSING
-
-
-def _put(payload: dict[str, Any], key: str, value: Any, *, root: bool = True) -> None:
-    # removeEmptyValues: undefined keys go everywhere, empty strings only at the root.
-    if value is _MISSING or (root and value == ""):
+def _scalar(
+    field: Field, value: Any, *, parent: str, errors: list[str], out: dict[str, Any]
+) -> None:
+    # removeEmptyValues: null goes everywhere, "" only at the root; both then count as absent.
+    if value is _MISSING or value is None or (not parent and value == ""):
         return
-    payload[key] = value
+    coerced, error = _coerce(field, value, f"{parent}.{field.key}" if parent else field.key)
+    if error:
+        errors.append(error)
+    out[field.key] = coerced
 
 
-def _common(event: Mapping[str, Any], action: str) -> dict[str, Any]:
-    payload: dict[str, Any] = {"type": action}
-    _put(payload, "message_id", _js_string(_get(event, "messageId")))
-    _put(payload, "timestamp", _datetime_field(_get(event, "timestamp")))
-    # sentAt is required by the action; events that reached us without one (webhook sources)
-    # fall back to the time Segment (or our ingest) received them.
-    sent_at = _get(event, "sentAt")
-    if sent_at in (_MISSING, None, ""):
-        sent_at = _get(event, "receivedAt")
-    if sent_at in (_MISSING, None, ""):
-        sent_at = _get(event, "timestamp")
-    _put(payload, "sent_at", _datetime_field(sent_at))
-    return payload
+def _map(
+    source: Mapping[str, Any], fields: tuple[Field | ObjectField, ...], *, carried: bool
+) -> tuple[dict[str, Any], list[str]]:
+    """Resolve and validate every field: from the event by the default mapping, or (carried)
+    from an Actions payload Segment already mapped, whose absent objects stay absent."""
+    payload: dict[str, Any] = {}
+    errors: list[str] = []
+    for field in fields:
+        if isinstance(field, Field):
+            if carried and not field.path.startswith("="):
+                value = source.get(field.key, _MISSING)
+            else:
+                value = _resolve(source, field.path)
+            _scalar(field, value, parent="", errors=errors, out=payload)
+            if field.required and field.key not in payload:
+                errors.append(f"missing the required field '{field.key}'")
+            continue
+        raw = source.get(field.key) if carried else None
+        if carried and raw is None:
+            continue
+        if carried and not isinstance(raw, Mapping):
+            errors.append(f"{field.key} must be an object")
+            continue
+        # A default object mapping resolves to an object even when every property is undefined.
+        nested: dict[str, Any] = {}
+        for prop in field.properties:
+            value = raw.get(prop.key, _MISSING) if raw is not None else _resolve(source, prop.path)
+            _scalar(prop, value, parent=field.key, errors=errors, out=nested)
+            if prop.required and prop.key not in nested:
+                errors.append(f"{field.key} is missing the required field '{prop.key}'")
+        payload[field.key] = nested
+    return payload, errors
 
 
-def _has_required(payload: Mapping[str, Any], *keys: str) -> bool:
-    return all(key in payload for key in ("message_id", "timestamp", "sent_at", *keys))
-
-
-def actions_payloads(event: Mapping[str, Any]) -> dict[str, Any] | None:
-    """The "Send Contact" (identify) or "Send Customer" (group) payload, or None if rejected."""
-    if not isinstance(event, Mapping):
+def _text_of(value: Any) -> str | None:
+    if value is None or value is _MISSING or isinstance(value, bool):
         return None
-    if event.get("type") == "identify":
-        return _send_contact(event, _get(event, "traits"))
-    if event.get("type") == "group":
-        return _send_customer(event, _get(event, "traits"))
-    return None
+    return js_number(value) if isinstance(value, int | float) else str(value)
 
 
-def _send_contact(event: Mapping[str, Any], traits: Any) -> dict[str, Any] | None:
-    payload = _common(event, "Send Contact")
-    _put(payload, "user_id", _js_string(_get(event, "userId")))
-    _put(payload, "anonymous_id", _js_string(_get(event, "anonymousId")))
-    for field, trait in _CONTACT_FIELDS:
-        _put(payload, field, _js_string(_get(traits, trait)))
-    company = _get(traits, "company")
-    company_id = _js_string(_get(company, "id"))
-    if company_id is not _MISSING and company_id != "":  # the action deletes id-less companies
-        mapped = {"id": company_id}
-        _put(mapped, "name", _js_string(_get(company, "name")), root=False)
-        payload["company"] = mapped
-    if "user_id" not in payload and "anonymous_id" not in payload:
-        return None  # "The user_id and/or anonymous_id must be present."
-    if len(payload) <= 5 or not _has_required(payload):
-        return None  # "The event contains no information of interest to Chartmogul."
+def carried_payload(event: Mapping[str, Any], action: str) -> Mapping[str, Any] | None:
+    """The Actions payload /chartmogul received for this event, if it still describes it."""
+    context = event.get("context")
+    carried = context.get(CARRIED) if isinstance(context, Mapping) else None
+    if not isinstance(carried, Mapping) or carried.get("type") != action:
+        return None
+    for key, name in _CARRIED_IDS:
+        if _text_of(carried.get(key)) != _text_of(event.get(name)):
+            return None  # edited since (a DLQ fix) or not ours: build from the event instead
+    return carried
+
+
+def build_payload(event: Any) -> dict[str, Any] | Refused:
+    """The Send Contact (identify) / Send Customer (group) payload, or why Segment refuses it."""
+    if not isinstance(event, Mapping):
+        return Refused("not a JSON object")
+    kind = event.get("type")
+    action = ACTIONS.get(kind) if isinstance(kind, str) else None
+    if action is None:
+        return Refused(f"no action subscribes to {str(kind)[:40]!r} calls")
+    name, fields = action
+    carried = carried_payload(event, name)
+    payload, errors = _map(carried or event, fields, carried=carried is not None)
+    if errors:
+        return Refused(f"{name}: " + "; ".join(errors))
+    if name == "Send Contact":
+        return _perform_send_contact(payload)
     return payload
 
 
-def _send_customer(event: Mapping[str, Any], traits: Any) -> dict[str, Any] | None:
-    payload = _common(event, "Send Customer")
-    _put(payload, "group_id", _js_string(_get(event, "groupId")))
-    _put(payload, "user_id", _js_string(_get(event, "userId")))
-    for field, trait in _CUSTOMER_FIELDS:
-        convert = _datetime_field if field == "created_at" else _js_string
-        _put(payload, field, convert(_get(traits, trait)))
-    address = _get(traits, "address")
-    mapped_address: dict[str, Any] = {}
-    for field, trait in _ADDRESS_FIELDS:
-        _put(mapped_address, field, _js_string(_get(address, trait)), root=False)
-    # mapping-kit would keep an all-absent address as {}; absent values are omitted instead,
-    # which is what Segment's own test vector shows for a group without address traits.
-    if mapped_address:
-        payload["address"] = mapped_address
-    if not _has_required(payload, "group_id", "user_id"):
-        return None  # missing the required field 'user_id' / 'group_id'
+def _perform_send_contact(payload: dict[str, Any]) -> dict[str, Any] | Refused:
+    """The action's own checks in `perform`, after the schema."""
+    if not payload.get("user_id") and not payload.get("anonymous_id"):
+        return Refused("Send Contact: The user_id and/or anonymous_id must be present.")
+    company = payload.get("company")
+    if isinstance(company, dict) and not company.get("id"):
+        del payload["company"]
+    if len(payload) <= _USELESS_CONTACT_KEYS:
+        return Refused("Send Contact: The event contains no information of interest to Chartmogul.")
     return payload
 
 
-def _js_float_text(value: float) -> str:
-    """Number#toString: the shortest round-trip digits laid out by JavaScript's rules."""
-    sign, digit_tuple, exponent = Decimal(repr(value)).as_tuple()
-    if not isinstance(exponent, int):  # NaN/Infinity never get here; be safe anyway
-        return "null"
-    all_digits = "".join(map(str, digit_tuple))
-    point = len(all_digits) + exponent  # value = 0.<digits> * 10**point
-    digits = all_digits.rstrip("0") or "0"
-    k, n, minus = len(digits), point, "-" if sign else ""
-    if k <= n <= 21:
-        return minus + digits + "0" * (n - k)
-    if 0 < n <= 21:
-        return minus + digits[:n] + "." + digits[n:]
-    if -6 < n <= 0:
-        return minus + "0." + "0" * (-n) + digits
-    head = digits[0] + ("." + digits[1:] if k > 1 else "")
-    return f"{minus}{head}e{'+' if n - 1 >= 0 else '-'}{abs(n - 1)}"
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _js_text(value: Any) -> str:
-    if isinstance(value, Mapping):
-        items = (f"{_js_text(str(k))}:{_js_text(v)}" for k, v in value.items())
-        return "{" + ",".join(items) + "}"
-    if isinstance(value, list | tuple):
-        return "[" + ",".join(_js_text(v) for v in value) + "]"
-    if isinstance(value, float) and math.isfinite(value):
-        return _js_float_text(value)
-    if isinstance(value, str):
-        text = json.dumps(value, ensure_ascii=False)
-        # JSON.stringify escapes lone surrogates (well-formed stringify, ES2019).
-        return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
-    return json.dumps(value if not isinstance(value, float) else None)
+def actions_payloads(event: Any) -> dict[str, Any] | None:
+    """The payload Segment would POST, or None when it would refuse the event."""
+    built = build_payload(event)
+    return None if isinstance(built, Refused) else built
 
 
 def encode_like_segment(payload: Mapping[str, Any]) -> bytes:
     """JSON.stringify(payload) as UTF-8 bytes: compact, keys in order, non-ASCII kept."""
-    return _js_text(payload).encode("utf-8")
+    return stringify(payload)
