@@ -130,6 +130,7 @@ def run_relay(
         for phase in trace.phases:
             if phase.cold:
                 forget_everything(pipe)
+                settled = 0  # the counters went with everything else
             base, base_status = sandbox_calls(target)
             if phase.measured and sampler is None:
                 sampler = CallSampler(target)
@@ -306,13 +307,15 @@ def main() -> int:
     parser.add_argument("--latencies", default="0", help="sandbox latencies, seconds")
     parser.add_argument("--latency-events", type=int, default=50, help="end-to-end samples")
     parser.add_argument("--skip-naive", action="store_true")
+    parser.add_argument("--traces", default="", help="only these traces (comma-separated)")
     parser.add_argument("--timeout", type=float, default=1800, help="bound per phase, seconds")
     args = parser.parse_args()
     print(f"machine: {machine()}", flush=True)
     rows: list[Row] = []
     systems = [s.strip() for s in args.systems.split(",") if s.strip()]
     for latency in (float(x) for x in args.latencies.split(",")):
-        for trace in traces(args.scale):
+        wanted = {t.strip() for t in args.traces.split(",") if t.strip()}
+        for trace in (t for t in traces(args.scale) if not wanted or t.name in wanted):
             for system in systems:
                 with tempfile.TemporaryDirectory(prefix="bench-delivery-") as tmp:
                     rows.append(run_relay(Path(tmp), latency, trace, system, pace=args.pace,

@@ -87,6 +87,11 @@ class Keys:
         TTL CONFIRMED_STATE_TTL. Dropped on a 404, a merge, a replay and by `cmrelay resync`."""
         return f"{self.prefix}:held:{customer_external_id}"
 
+    def webhook_sent(self, entity: str) -> str:
+        """SET of messageIds a webhook-mode attempt posted before it failed part-way, so the
+        retry does not post them again; TTL DEDUPE_WINDOW."""
+        return f"{self.prefix}:whsent:{entity}"
+
     @property
     def relay_leads(self) -> str:
         """HASH user id -> uuid of the lead customer the relay created for that user (merged

@@ -52,8 +52,9 @@ class RequestGate(Protocol):
 class Deliverer(Protocol):
     """Turns the pending events of one entity into ChartMogul calls; raises DeliveryError types.
 
-    `events` are Segment events of one entity sorted by timestamp; `clock` maps attribute path
-    to the timestamp of the event that last set it (last-writer-wins).
+    `events` are Segment events of one entity, sorted by timestamp (API mode) or in arrival
+    order (webhook mode); `clock` maps attribute path to the timestamp of the event that last
+    set it (last-writer-wins).
     """
 
     def deliver(

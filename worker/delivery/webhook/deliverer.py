@@ -44,7 +44,7 @@ class SentLog:
         self._client, self._keys, self._ttl = client, keys, max(1, ttl)
 
     def _key(self, entity: str) -> str:
-        return f"{self._keys.prefix}:whsent:{entity}"
+        return self._keys.webhook_sent(entity)
 
     def posted(self, entity: str) -> set[str]:
         """The messageIds an earlier attempt for this entity posted."""
