@@ -87,6 +87,11 @@ class Keys:
         TTL CONFIRMED_STATE_TTL. Dropped on a 404, a merge, a replay and by `cmrelay resync`."""
         return f"{self.prefix}:held:{customer_external_id}"
 
+    def trace(self, message_id: str) -> str:
+        """HASH one event's trail (`cmrelay trace`): info, state, entity, accepted_at,
+        outcome_at, duplicates; TTL TRACE_RETENTION from its last step."""
+        return f"{self.prefix}:trace:{message_id}"
+
     def webhook_sent(self, entity: str) -> str:
         """SET of messageIds a webhook-mode attempt posted before it failed part-way, so the
         retry does not post them again; TTL DEDUPE_WINDOW."""

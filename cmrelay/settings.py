@@ -203,6 +203,9 @@ class Settings:
     # A null trait: "ignore" leaves the custom attribute as it is (Segment's destination does
     # the same); "clear" removes it from the customer.
     null_traits: str = "ignore"
+    # How long each event's trail (`cmrelay trace MESSAGE_ID`) is kept; about 450 bytes of
+    # Redis per event (docs/benchmarks.md). 0 keeps none.
+    trace_retention: float = 6 * 3600.0
     # While live events wait, backfilled deliveries get at most this share of
     # CHARTMOGUL_RATE_LIMIT (the rest is live traffic's); with no live traffic, all of it.
     backfill_rate_share: float = 0.25
@@ -280,6 +283,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "CUSTOM_ATTRIBUTE_SOURCE": ("attribute_source", str.strip, False),
     "LEAD_JOINS_COMPANY": ("lead_joins_company", _choice("merge", "keep"), False),
     "NULL_TRAITS": ("null_traits", _choice("ignore", "clear"), False),
+    "TRACE_RETENTION": ("trace_retention", _non_negative_float, False),
     "BACKFILL_RATE_SHARE": ("backfill_rate_share", _share, False),
 }
 

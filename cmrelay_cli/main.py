@@ -7,7 +7,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from cmrelay.errors import ConfigurationError
-from cmrelay_cli import backfill, dlq, entity, map, ops, resync, run, serve
+from cmrelay_cli import backfill, dlq, entity, map, ops, resync, run, serve, trace
 
 Handler = Callable[[argparse.Namespace], int]
 
@@ -16,7 +16,7 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser for every subcommand."""
     parser = argparse.ArgumentParser(prog="cmrelay", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    for command in (serve, run, ops, map, dlq, resync, entity, backfill):
+    for command in (serve, run, ops, map, dlq, resync, entity, trace, backfill):
         command.register(sub)
     return parser
 

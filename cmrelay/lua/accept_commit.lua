@@ -1,10 +1,12 @@
 -- Commit one accepted batch atomically: per event, the dedupe mark and the mailbox (or waiting
 -- list) write happen together, so a mark never exists without its event queued.
 -- KEYS: claims_index, claim, due, counters, user_groups,
---       ... per event: dedupe, target, waiting
--- ARGV: token, coalesce_seconds, dedupe_ttl, waiting_ttl,
+--       ... per event: dedupe, target, waiting, trace
+-- ARGV: token, coalesce_seconds, dedupe_ttl, waiting_ttl, trace_ttl,
 --       ... per event: kind (m = mailbox, w = wait for a group, c = count only), payload,
---       entity, counter, link_user, link_group, replay ('1' skips the dedupe check)
+--       entity, counter, link_user, link_group, replay ('1' skips the dedupe check), info
+-- `trace` is the event's trail (`cmrelay trace`), written when trace_ttl > 0 and info (a JSON
+-- object: source, origin, type, received_at) is not empty; a duplicate only counts on it.
 -- `target` is the entity's mailbox (kind m) or the user's waiting list (kind w); `waiting` is
 -- the list of Identify events held for link_user, released into target when a Group links it.
 if not redis.call('ZSCORE', KEYS[1], ARGV[1]) then
@@ -13,14 +15,22 @@ end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local due_at = string.format('%.6f', now + tonumber(ARGV[2]))
-local ttl, wttl = ARGV[3], ARGV[4]
-local n = (#ARGV - 4) / 7
+local ttl, wttl, trace_ttl = ARGV[3], ARGV[4], tonumber(ARGV[5])
+local n = (#ARGV - 5) / 8
 local queued = 0
+local function trail(key, info, state, entity)
+  redis.call('HSET', key, 'info', info, 'state', state, 'accepted_at', string.format('%.3f', now))
+  if entity ~= '' then redis.call('HSET', key, 'entity', entity) end
+  redis.call('EXPIRE', key, trace_ttl)
+end
 for i = 0, n - 1 do
-  local a, k = 4 + i * 7, 5 + i * 3
+  local a, k = 5 + i * 8, 5 + i * 4
   local kind, payload, entity, counter = ARGV[a + 1], ARGV[a + 2], ARGV[a + 3], ARGV[a + 4]
+  local info = ARGV[a + 8]
+  local tracing = trace_ttl > 0 and info ~= ''
   if kind == 'c' then
     redis.call('HINCRBY', KEYS[4], counter, 1)
+    if tracing then trail(KEYS[k + 4], info, counter, '') end
   else
     local fresh
     if ARGV[a + 7] == '1' then
@@ -31,8 +41,13 @@ for i = 0, n - 1 do
     end
     if not fresh then
       redis.call('HINCRBY', KEYS[4], 'duplicate', 1)
+      if tracing then
+        redis.call('HINCRBY', KEYS[k + 4], 'duplicates', 1)
+        redis.call('EXPIRE', KEYS[k + 4], trace_ttl)
+      end
     else
       queued = queued + 1
+      if tracing then trail(KEYS[k + 4], info, counter, entity) end
       redis.call('RPUSH', KEYS[k + 2], payload)
       redis.call('HINCRBY', KEYS[4], counter, 1)
       if kind == 'm' then

@@ -31,6 +31,8 @@ class AcceptItem:
     link_group: str = ""
     waiting_key: str = ""
     replay: bool = False
+    trace_key: str = ""  # the event's trail; "" keeps none
+    trace_info: str = ""  # JSON: source, origin, type, received_at
 
 
 RetryMode = Literal["clear", "record", "keep"]
@@ -77,13 +79,15 @@ class Scripts:
         coalesce_seconds: float,
         dedupe_ttl: int,
         waiting_ttl: int,
+        trace_ttl: int = 0,
     ) -> int:
         """Commit a claimed batch; the number queued, or -1 when the claim was reaped first."""
         k = self.keys
         keys = {"claims_index": k.accepting_index, "claim": k.accepting(token), "due": k.due,
                 "counters": k.counters, "user_groups": k.user_groups}  # fmt: skip
         args = {"token": token, "coalesce_seconds": coalesce_seconds,
-                "dedupe_ttl": dedupe_ttl, "waiting_ttl": waiting_ttl}  # fmt: skip
+                "dedupe_ttl": dedupe_ttl, "waiting_ttl": waiting_ttl,
+                "trace_ttl": trace_ttl}  # fmt: skip
         per_item = [(_commit_keys(i), _commit_args(i)) for i in items]
         return int(self._run("accept_commit", keys, args, per_item))
 
@@ -242,12 +246,14 @@ class AsyncScripts:
 
 def _commit_keys(item: AcceptItem) -> dict[str, str]:
     waiting = item.waiting_key or item.target_key  # a placeholder key when nobody is linked
-    return {"dedupe": item.dedupe_key, "target": item.target_key, "waiting": waiting}
+    trace = item.trace_key or item.target_key  # a placeholder when the trail is off
+    return {"dedupe": item.dedupe_key, "target": item.target_key, "waiting": waiting,
+            "trace": trace}  # fmt: skip
 
 
 def _commit_args(item: AcceptItem) -> dict[str, Any]:
     return {
         "kind": item.kind, "payload": item.payload, "entity": item.entity,
         "counter": item.counter, "link_user": item.link_user, "link_group": item.link_group,
-        "replay": "1" if item.replay else "0",
+        "replay": "1" if item.replay else "0", "info": item.trace_info if item.trace_key else "",
     }  # fmt: skip

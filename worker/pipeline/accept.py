@@ -5,7 +5,10 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from typing import Any
+
+import orjson
 
 from cmrelay.envelope import ORIGIN_BACKFILL, Envelope, EnvelopeError
 from cmrelay.keys import entity_key
@@ -44,6 +47,7 @@ def accept_batch(engine: Engine, router: Router | None = None, limit: int = BATC
         coalesce_seconds=settings.coalesce_window,
         dedupe_ttl=int(settings.dedupe_window),
         waiting_ttl=int(settings.dlq_retention),
+        trace_ttl=int(settings.trace_retention),
     )
     if queued == -1:
         log.warning("accept claim expired before commit; %d envelopes go round again", len(items))
@@ -72,32 +76,45 @@ def _plan(engine: Engine, items: list[bytes], router: Router) -> tuple[list[Acce
         if env is None:
             ops.append(_count(raw, "invalid", keys.counters))
             continue
-        event = env.event
-        subject = _subject(event)
-        route = router(event, known.get(subject) if subject else None)
-        dedupe_key = keys.dedupe(env.source, env.message_id)
-        if route.outcome == "deliver" and route.customer_external_id is not None:
-            entity = entity_key(route.customer_external_id)
-            link = group_link(event)
-            link_user, link_group = link if link else ("", "")
-            if link_user:
-                known[link_user] = link_group
-            waiting = keys.waiting_for_group(link_user) if link_user else ""
-            live = live or env.origin != ORIGIN_BACKFILL
-            ops.append(
-                AcceptItem(
-                    "m", raw, "accepted", dedupe_key, keys.mailbox(entity), entity=entity,
-                    link_user=link_user, link_group=link_group, waiting_key=waiting,
-                    replay=env.replay,
-                )
-            )  # fmt: skip
-        elif route.outcome == "wait_for_group" and subject:
-            target = keys.waiting_for_group(subject)
-            op = AcceptItem("w", raw, "waiting_for_group", dedupe_key, target, replay=env.replay)
-            ops.append(op)
-        else:
-            ops.append(_count(raw, _counter_name(route, event), keys.counters))
+        ops.append(_trail(engine, env, _route(engine, env, raw, known, router)))
+        live = live or (ops[-1].kind == "m" and env.origin != ORIGIN_BACKFILL)
     return ops, live
+
+
+def _trail(engine: Engine, env: Envelope, item: AcceptItem) -> AcceptItem:
+    """The item with where and what to keep of the event's trail (none at TRACE_RETENTION 0)."""
+    if engine.settings.trace_retention <= 0:
+        return item
+    info = {"source": env.source, "origin": env.origin, "type": env.event.get("type"),
+            "received_at": env.received_at}  # fmt: skip
+    key = engine.keys.trace(env.message_id)
+    return replace(item, trace_key=key, trace_info=orjson.dumps(info).decode())
+
+
+def _route(
+    engine: Engine, env: Envelope, raw: bytes, known: dict[str, str], router: Router
+) -> AcceptItem:
+    """The accept item for one decoded envelope (routes it; learns links from Group calls)."""
+    keys = engine.keys
+    event = env.event
+    subject = _subject(event)
+    route = router(event, known.get(subject) if subject else None)
+    dedupe_key = keys.dedupe(env.source, env.message_id)
+    if route.outcome == "deliver" and route.customer_external_id is not None:
+        entity = entity_key(route.customer_external_id)
+        link = group_link(event)
+        link_user, link_group = link if link else ("", "")
+        if link_user:
+            known[link_user] = link_group
+        waiting = keys.waiting_for_group(link_user) if link_user else ""
+        return AcceptItem(
+            "m", raw, "accepted", dedupe_key, keys.mailbox(entity), entity=entity,
+            link_user=link_user, link_group=link_group, waiting_key=waiting, replay=env.replay,
+        )  # fmt: skip
+    if route.outcome == "wait_for_group" and subject:
+        target = keys.waiting_for_group(subject)
+        return AcceptItem("w", raw, "waiting_for_group", dedupe_key, target, replay=env.replay)
+    return _count(raw, _counter_name(route, event), keys.counters)
 
 
 def _count(raw: bytes, counter: str, placeholder_key: str) -> AcceptItem:

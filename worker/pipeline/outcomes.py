@@ -16,7 +16,8 @@ _QUIET = ("delivered", "unchanged", "skipped", "retrying")  # info; dead_lettere
 
 
 def report_outcomes(engine: Engine, entity: str, outcomes: Sequence[tuple[Envelope, str]]) -> None:
-    """Log each event's outcome (ids only, never trait values); time the delivered ones."""
+    """Log each event's outcome (ids only, never trait values), time the delivered ones, and
+    note it on the event's trail."""
     now = time.time()
     latencies = []
     for env, outcome in outcomes:
@@ -29,9 +30,16 @@ def report_outcomes(engine: Engine, entity: str, outcomes: Sequence[tuple[Envelo
     try:
         pipe = engine.redis.pipeline(transaction=False)
         record_latencies(pipe, engine.keys, latencies)
+        ttl = int(engine.settings.trace_retention)
+        if ttl > 0:  # the last step of each event's trail (`cmrelay trace`)
+            stamp = f"{now:.3f}"
+            for env, outcome in outcomes:
+                key = engine.keys.trace(env.message_id)
+                pipe.hset(key, mapping={"state": outcome, "outcome_at": stamp, "entity": entity})
+                pipe.expire(key, ttl)
         pipe.execute()
-    except Exception:  # a metric is not worth failing a committed delivery over
-        log.warning("could not record delivery latency", exc_info=True)
+    except Exception:  # a metric or a trail is not worth failing a committed delivery over
+        log.warning("could not record delivery latency or trails", exc_info=True)
 
 
 def received_at(env: Envelope) -> float | None:
