@@ -8,6 +8,8 @@ import sys
 import time
 from typing import Any, TextIO
 
+from cmrelay_cli.output import emit, read_view
+
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     """Add the `entity` subcommand to the cmrelay parser."""
@@ -25,8 +27,7 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Handler of `cmrelay entity`."""
     from cmrelay.entity_view import entity_view
-    from cmrelay.keys import ENTITY_PREFIX, Keys
-    from cmrelay.redis_conn import connect
+    from cmrelay.keys import ENTITY_PREFIX
     from cmrelay.settings import load_settings
 
     out = out or sys.stdout
@@ -35,16 +36,10 @@ def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
               file=sys.stderr)  # fmt: skip
         return 2
     settings = load_settings()
-    client = connect(settings.redis_url)
-    try:
-        view = entity_view(client, Keys(settings.key_prefix), args.entity, time.time())
-    finally:
-        client.close()
-    if args.json:
-        json.dump(view, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    else:
-        out.write(render(view))
+    view = read_view(
+        settings, lambda client, keys: entity_view(client, keys, args.entity, time.time())
+    )
+    emit(view, args.json, render, out)
     return 0
 
 

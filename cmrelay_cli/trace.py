@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from datetime import UTC, datetime
 from typing import Any, TextIO
+
+from cmrelay_cli.output import emit, read_view
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -23,29 +24,19 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
 
 def run(args: argparse.Namespace, out: TextIO | None = None) -> int:
     """Handler of `cmrelay trace`; exit 1 when the relay has no trace of the event."""
-    from cmrelay.keys import Keys
-    from cmrelay.redis_conn import connect
     from cmrelay.settings import load_settings
     from cmrelay.trace_view import trace_view
 
     out = out or sys.stdout
     settings = load_settings()
-    client = connect(settings.redis_url)
-    try:
-        view = trace_view(client, Keys(settings.key_prefix), args.message_id)
-    finally:
-        client.close()
+    view = read_view(settings, lambda client, keys: trace_view(client, keys, args.message_id))
     if view is None:
         hours = settings.trace_retention / 3600
         print(f"no trace of {args.message_id!r}: not taken off the queue yet (see `cmrelay "
               f"metrics`), never sent here, or older than TRACE_RETENTION ({hours:g} h)",
               file=sys.stderr)  # fmt: skip
         return 1
-    if args.json:
-        json.dump(view, out, indent=2, ensure_ascii=False)
-        out.write("\n")
-    else:
-        out.write(render(view))
+    emit(view, args.json, render, out)
     return 0
 
 

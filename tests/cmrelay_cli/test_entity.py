@@ -5,13 +5,11 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from pathlib import Path
 
 import pytest
 import redis
 
 from cmrelay.dlq.store import DeadLetterQueue
-from cmrelay.settings import Settings
 from cmrelay_cli import entity
 from tests.support.events import dead_letter, envelope
 from worker.delivery.api.held import Held, HeldPart
@@ -19,13 +17,7 @@ from worker.delivery.api.held_store import HeldStore
 from worker.pipeline.accept import accept_batch
 from worker.pipeline.engine import Engine
 
-
-@pytest.fixture(autouse=True)
-def _env(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "relay.toml").write_text("")
-    monkeypatch.setenv("CMRELAY_CONFIG", str(tmp_path / "relay.toml"))
-    monkeypatch.setenv("REDIS_URL", settings.redis_url)
-    monkeypatch.setenv("CMRELAY_KEY_PREFIX", settings.key_prefix)
+pytestmark = pytest.mark.usefixtures("relay_env")
 
 
 def _show(name: str, *, as_json: bool) -> tuple[int, str]:

@@ -5,12 +5,10 @@ from __future__ import annotations
 import argparse
 import io
 import json
-from pathlib import Path
 
 import pytest
 import redis
 
-from cmrelay.settings import Settings
 from cmrelay_cli import trace
 from tests.support.events import envelope
 from tests.support.scripted import ScriptedDeliverer
@@ -18,13 +16,7 @@ from worker.pipeline.accept import accept_batch
 from worker.pipeline.deliver import deliver_entity
 from worker.pipeline.engine import Engine
 
-
-@pytest.fixture(autouse=True)
-def _env(settings: Settings, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "relay.toml").write_text("")
-    monkeypatch.setenv("CMRELAY_CONFIG", str(tmp_path / "relay.toml"))
-    monkeypatch.setenv("REDIS_URL", settings.redis_url)
-    monkeypatch.setenv("CMRELAY_KEY_PREFIX", settings.key_prefix)
+pytestmark = pytest.mark.usefixtures("relay_env")
 
 
 def _trace(message_id: str, *, as_json: bool = True) -> tuple[int, str]:
