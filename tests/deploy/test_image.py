@@ -276,7 +276,11 @@ def test_the_sandbox_profile_delivers_into_the_sandbox(services_for: Any) -> Non
 
 
 def test_the_admin_profile_serves_with_a_token_and_refuses_without(services_for: Any) -> None:
-    with_token = services_for(compose_config("--profile", "admin", env={"ADMIN_TOKEN": "s3cret-admin-token-of-32-chars!!"}))
+    with_token = services_for(
+        compose_config(
+            "--profile", "admin", env={"ADMIN_TOKEN": "s3cret-admin-token-of-32-chars!!"}
+        )
+    )
     with_token.start("admin")
     with_token.wait_healthy("admin")
     assert with_token.stop("admin") in {0, -signal.SIGTERM}  # uvicorn re-raises the SIGTERM

@@ -69,6 +69,19 @@ class SandboxRelay:
         response = httpx.post(f"{self.sandbox.control_url}/faults", json=changes, timeout=10)
         response.raise_for_status()
 
+    def behave(self, **settings: Any) -> None:
+        """Change the sandbox's answers to the questions the real API leaves open."""
+        response = httpx.post(f"{self.sandbox.control_url}/behaviour", json=settings, timeout=10)
+        response.raise_for_status()
+
+    def api(self, method: str, path: str, **kwargs: Any) -> dict[str, Any]:
+        """A call to the sandbox's ChartMogul API, as someone other than the relay."""
+        response = httpx.request(method, f"{self.sandbox.base_url}{path}", auth=(API_KEY, ""),
+                                 timeout=10, **kwargs)  # fmt: skip
+        response.raise_for_status()
+        body: dict[str, Any] = response.json() if response.content else {}
+        return body
+
     def stats(self) -> dict[str, Any]:
         data: dict[str, Any] = httpx.get(f"{self.sandbox.control_url}/stats", timeout=10).json()
         return data

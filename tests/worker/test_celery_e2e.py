@@ -12,6 +12,7 @@ from cmrelay.dlq.entry import REASON_EXPIRED, REASON_PARTIAL, REASON_PERMANENT
 from tests.support.events import envelope
 from tests.support.processes import wait_for
 from tests.support.sandbox_relay import (
+    DATA_SOURCE,
     SandboxRelay,
     group_event,
     message_id,
@@ -205,3 +206,51 @@ def test_identify_group_identify_ends_as_one_customer_with_one_contact(
     assert relay.customers(user, cid).keys() == {cid}  # the lead was merged into the company
     contacts = [c for c in relay.state()["contacts"] if c["external_id"] == user]
     assert [(c["customer_external_id"], c["title"]) for c in contacts] == [(cid, "CTO")]
+
+
+@pytest.mark.parametrize("lookups_list_merged_ids", [True, False])
+def test_a_customer_merged_while_its_uuid_is_held_keeps_getting_its_events(
+    relay: SandboxRelay, lookups_list_merged_ids: bool
+) -> None:
+    relay.behave(lookup_matches_merged=lookups_list_merged_ids)
+    try:
+        cid, entity = new_customer()
+        first = group_event(cid, {"seats": 1, "email": f"ap@{cid}.test"})
+        relay.push(first)
+        relay.wait_delivered(entity, [message_id(first)])
+        segment_uuid = relay.customers(cid)[cid]["uuid"]
+        billing = relay.api("POST", "/customers", json={
+            "data_source_uuid": DATA_SOURCE, "external_id": f"billing-{cid}", "name": "Billing",
+        })["uuid"]  # fmt: skip
+        relay.api("POST", "/customers/merges", json={
+            "from": {"customer_uuid": segment_uuid}, "into": {"customer_uuid": billing},
+        })  # fmt: skip
+        later = group_event(cid, {"seats": 7, "email": f"ap@{cid}.test"})
+        relay.push(later)
+        relay.wait_delivered(entity, [message_id(later)])
+        [survivor] = [c for c in relay.state()["customers"] if c["uuid"] == billing]
+        assert survivor["attributes"]["custom"]["seats"] == 7
+        assert relay.dead_letters(entity) == []
+    finally:
+        relay.behave(lookup_matches_merged=True)
+
+
+def test_contact_fields_chartmogul_drops_are_counted_and_not_resent(relay: SandboxRelay) -> None:
+    relay.behave(contact_custom="drop")
+    try:
+        cid, entity = new_customer()
+        user = f"d-{cid}"
+        traits = {"email": f"{user}@x.test", "facebook": "fb", "company": {"id": cid}}
+        first = envelope(user_id=user, traits=traits)
+        before = relay.counter("dropped_by_chartmogul")
+        relay.push(first)
+        relay.wait_delivered(entity, [message_id(first)])
+        assert relay.counter("dropped_by_chartmogul") == before + 1
+        since = relay.requests()[-1]["seq"]
+        again = envelope(user_id=user, traits=traits)
+        relay.push(again)
+        relay.wait_delivered(entity, [message_id(again)])
+        assert relay.requests(user, since=since) == []  # not sent again while unchanged
+        assert relay.outcomes()[(message_id(again), "unchanged")] == 1
+    finally:
+        relay.behave(contact_custom="store")
