@@ -14,10 +14,14 @@ from cmrelay.dlq.entry import STATUS_DEAD, DlqEntry
 from cmrelay.dlq.scan import stats_rows, walk_index
 from cmrelay.dlq.stats import summarize
 from cmrelay.envelope import Envelope
+from cmrelay.errors import InvalidQueryError
 from cmrelay.keys import Keys, entity_external_id
 from cmrelay.lua import Scripts
 from cmrelay.redis_conn import connect
 from cmrelay.settings import Settings
+
+MIN_PREFIX = 6  # shortest id prefix accepted: short enough to type, long enough to be rare
+ID_LENGTH = 32
 
 
 @dataclass(frozen=True)
@@ -66,12 +70,27 @@ class DeadLetterQueue:
         return entry.id
 
     def get(self, entry_id: str) -> DlqEntry | None:
-        """One entry, or None when unknown or past retention."""
+        """One entry by id or by a unique prefix of at least 6 characters (as shown in lists);
+        None when unknown or past retention; InvalidQueryError for an ambiguous prefix."""
         raw: Any = self.client.get(self.keys.dlq_entry(entry_id))
+        if raw is None and MIN_PREFIX <= len(entry_id) < ID_LENGTH and entry_id.isalnum():
+            found = self.resolve_prefix(entry_id)
+            if found is None:
+                return None
+            entry_id, raw = found, self.client.get(self.keys.dlq_entry(found))
         if raw is None:
             return None
         status: Any = self.client.hget(self.keys.dlq_status, entry_id)
         return DlqEntry.from_json(raw, status.decode() if status else STATUS_DEAD)
+
+    def resolve_prefix(self, prefix: str) -> str | None:
+        """The one entry id starting with `prefix`, None if none does."""
+        matches: list[str] = []
+        for member, _ in self.client.zscan_iter(self.keys.dlq_index, match=f"{prefix}*"):
+            matches.append(member.decode() if isinstance(member, bytes) else str(member))
+            if len(matches) > 1:
+                raise InvalidQueryError(f"id prefix {prefix!r} is ambiguous: give more characters")
+        return matches[0] if matches else None
 
     def list(self, filters: DlqFilter | None = None) -> builtins.list[DlqEntry]:
         """Entries matching the filter, newest first; reads the index only until `limit` match."""

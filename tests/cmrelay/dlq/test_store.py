@@ -13,7 +13,7 @@ import redis
 from cmrelay.dlq.entry import REASON_EXPIRED, REASON_PERMANENT, STATUS_REPLAYED, new_entry
 from cmrelay.dlq.store import DeadLetterQueue, DlqFilter
 from cmrelay.envelope import Envelope
-from cmrelay.errors import PermanentDeliveryError, RetryableDeliveryError
+from cmrelay.errors import InvalidQueryError, PermanentDeliveryError, RetryableDeliveryError
 from tests.support.events import envelope
 from tests.support.scripted import ScriptedDeliverer
 from worker.pipeline.accept import accept_batch
@@ -171,3 +171,19 @@ def test_replaying_one_entry_twice_even_at_once_delivers_its_events_once(
     delivered = [e["messageId"] for _, events, _ in deliverer.calls for e in events]
     assert delivered == ["tw-1", "tw-1"]  # the failed attempt, then the one replay
     assert deliver_entity(engine, "customer:twice") == "empty"
+
+
+def test_an_entry_is_found_by_a_unique_prefix_of_its_id(dlq: DeadLetterQueue) -> None:
+    entry_id = _add(dlq, "customer:p", REASON_PERMANENT)
+    found = dlq.get(entry_id[:8])
+    assert found is not None and found.id == entry_id
+    assert dlq.get(entry_id[:5]) is None  # too short to be taken as a prefix
+
+
+def test_an_ambiguous_prefix_is_refused_by_name(dlq: DeadLetterQueue) -> None:
+    entry_id = _add(dlq, "customer:q", REASON_PERMANENT)
+    twin = entry_id[:6] + ("0" if entry_id[6] != "0" else "1") * 26  # shares 6 characters
+    dlq.client.zadd(dlq.keys.dlq_index, {twin: 1.0})
+    with pytest.raises(InvalidQueryError, match="ambiguous"):
+        dlq.get(entry_id[:6])
+    assert dlq.get(entry_id[:7]) is not None
