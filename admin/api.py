@@ -1,4 +1,5 @@
-"""JSON API under /api/dlq: the `cmrelay dlq` operations over HTTP, behind the bearer token."""
+"""JSON API under /api/: the `cmrelay dlq`, `trace` and `entity` views over HTTP, behind the
+bearer token."""
 
 from __future__ import annotations
 
@@ -18,7 +19,10 @@ from admin.bodies import BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
+from cmrelay.entity_view import entity_view
 from cmrelay.errors import InvalidQueryError
+from cmrelay.keys import ENTITY_PREFIX
+from cmrelay.trace_view import trace_view
 
 MAX_BODY = 1_000_000  # a replay/purge request lists ids; 1 MB holds ~25,000 of them
 
@@ -164,6 +168,24 @@ async def purge(request: Request, ctx: AdminContext) -> Response:
     return json_response({"purged": purged, "missing": selection.missing})
 
 
+async def trace(request: Request, ctx: AdminContext) -> Response:
+    """GET /api/trace/{message_id}: the event's trail (`cmrelay trace`)."""
+    mid = request.path_params["message_id"]
+    view = await run_in_threadpool(trace_view, ctx.dlq.client, ctx.dlq.keys, mid)
+    if view is None:
+        return json_error(404, "not_found", "no trace of that event (not taken yet, or expired)")
+    return json_response(view)
+
+
+async def entity(request: Request, ctx: AdminContext) -> Response:
+    """GET /api/entity/{entity}: one customer's state (`cmrelay entity`)."""
+    name = request.path_params["entity"]
+    if not name.startswith(ENTITY_PREFIX):
+        raise InvalidQueryError(f"entity looks like {ENTITY_PREFIX}<external id>, not {name!r}")
+    view = await run_in_threadpool(entity_view, ctx.dlq.client, ctx.dlq.keys, name, time.time())
+    return json_response(view)
+
+
 def routes(ctx: AdminContext) -> list[Route]:
     """The API's routes, bound to one context."""
     return [
@@ -172,4 +194,6 @@ def routes(ctx: AdminContext) -> list[Route]:
         Route("/api/dlq/replay", _guarded(ctx, replay), methods=["POST"]),
         Route("/api/dlq/purge", _guarded(ctx, purge), methods=["POST"]),
         Route("/api/dlq/{entry_id}", _guarded(ctx, show), methods=["GET"]),
+        Route("/api/trace/{message_id}", _guarded(ctx, trace), methods=["GET"]),
+        Route("/api/entity/{entity}", _guarded(ctx, entity), methods=["GET"]),
     ]

@@ -28,7 +28,8 @@ def api(admin_url: str) -> Iterator[httpx.Client]:
 @pytest.mark.parametrize(
     ("method", "path"),
     [("GET", "/api/dlq"), ("GET", "/api/dlq/stats"), ("GET", "/api/dlq/x"),
-     ("POST", "/api/dlq/replay"), ("POST", "/api/dlq/purge")],
+     ("POST", "/api/dlq/replay"), ("POST", "/api/dlq/purge"), ("GET", "/api/trace/m"),
+     ("GET", "/api/entity/customer:x")],
 )  # fmt: skip
 @pytest.mark.parametrize("auth", [None, "Bearer wrong", f"Basic {TOKEN}", f"Bearer {TOKEN}x"])
 def test_every_route_needs_the_bearer_token(
@@ -150,3 +151,22 @@ def test_the_admin_command_refuses_to_start_without_a_token(redis_url: str) -> N
     assert done.stderr.strip().splitlines() == [
         "cmrelay: configuration error: ADMIN_TOKEN is empty: set it to start the admin API"
     ]
+
+
+def test_trace_and_entity_views_are_served_as_the_cli_prints_them(
+    api: httpx.Client, dlq: DeadLetterQueue
+) -> None:
+    entry_id = add_entry(dlq, "viewed")
+    dlq.client.hset(dlq.keys.trace("msg-viewed"), mapping={
+        "info": '{"source": "wk_x", "type": "identify"}', "state": "dead_lettered",
+        "entity": "customer:viewed", "accepted_at": "1.0",
+    })  # fmt: skip
+    traced = api.get("/api/trace/msg-viewed").json()
+    assert traced["state"] == "dead_lettered" and [d["id"] for d in traced["dead_letters"]] == [
+        entry_id
+    ]
+    assert api.get("/api/trace/never").status_code == 404
+    view = api.get("/api/entity/customer:viewed").json()
+    assert [d["id"] for d in view["dead_letters"]] == [entry_id]
+    refused = api.get("/api/entity/viewed")
+    assert refused.status_code == 400 and "customer:" in refused.json()["message"]
