@@ -111,6 +111,9 @@ def _answer(
             status, body, outcome = exc.status, exc.body(), exc.code
             if exc.code in {"invalid_payload", "payload_too_large"}:
                 metrics.rejected.labels(endpoint, exc.code).inc()
+            # Which client was refused and why, never the body (it may hold personal data).
+            log.info("ingest %s: answering %d %s", endpoint, status, exc.code,
+                     extra={"client": request.client.host if request.client else None})  # fmt: skip
         except ClientDisconnect:
             status, body, outcome = 400, {"success": False, "code": "disconnected"}, "disconnected"
         except QueueUnavailable as exc:

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import logging
+
 import httpx
+import pytest
 import redis
 
 from tests.ingest.conftest import WRITE_KEY
@@ -60,3 +63,18 @@ def test_openapi_document_is_generated_from_the_schemas(http: httpx.Client) -> N
 def test_unknown_paths_and_methods_are_4xx(http: httpx.Client) -> None:
     assert http.get("/v1/identify").status_code == 405
     assert http.post("/v2/identify", json={}).status_code == 404
+
+
+def test_a_refused_request_is_logged_with_why_but_never_its_body(
+    http: httpx.Client, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="cmrelay.ingest")
+    body = {"type": "identify", "traits": {"email": "private-person@example.com"}}  # no ids
+    answer = http.post("/v1/identify", json=body, auth=(WRITE_KEY, ""))
+    assert answer.status_code == 400
+    unauthorized = http.post("/v1/identify", json=body, auth=("wrong-key", ""))
+    assert unauthorized.status_code == 401
+    lines = [r.getMessage() for r in caplog.records if r.name == "cmrelay.ingest"]
+    assert any("answering 400 invalid_payload" in line for line in lines)
+    assert any("answering 401" in line for line in lines)
+    assert not any("private-person" in line for line in caplog.text.splitlines())
