@@ -63,6 +63,7 @@ _DELIVERY_OUTCOMES = {
     "skipped_at_delivery": "skipped",
     "unchanged": "unchanged",
 }
+BACKFILL_STAGES = ("read", "queued", "ignored", "rejected")
 # keys.counters fields that count attributes left out, by why.
 _LEFT_OUT = {"dropped_attributes": "unfit_type", "dropped_by_chartmogul": "not_kept_by_chartmogul"}
 
@@ -108,8 +109,9 @@ class RelayCollector(Collector):
         pipe.hgetall(keys.dlq_reasons)
         pipe.hgetall(keys.dlq_status)
         pipe.zrange(keys.dlq_index, 0, 0, withscores=True)
+        pipe.hgetall(keys.backfill_counters)
         pipe.time()
-        stored, latency, reasons, dlq_status, oldest, (sec, usec) = pipe.execute()
+        stored, latency, reasons, dlq_status, oldest, backfill, (sec, usec) = pipe.execute()
         workers = len(live_workers(client, keys, self.heartbeat_ttl, sec + usec / 1e6))
         yield from _stored_counters(stored)
         yield from _engine_counters(status.counters)
@@ -117,6 +119,19 @@ class RelayCollector(Collector):
         yield from _dlq(reasons, dlq_status)
         yield _dlq_age(oldest, sec + usec / 1e6)
         yield _latency(latency)
+        yield _backfill(backfill)
+
+
+def _backfill(counts: dict[bytes, bytes]) -> Metric:
+    family = CounterMetricFamily(
+        "cmrelay_backfill_events",
+        "Events of `cmrelay backfill` runs, by stage: read from files, queued, ignored, rejected.",
+        labels=["stage"],
+    )
+    got = {_text(k): int(v) for k, v in counts.items()}
+    for stage in BACKFILL_STAGES:  # every stage from the start, at 0
+        family.add_metric([stage], float(got.get(stage, 0)))
+    return family
 
 
 def _stored_counters(stored: dict[bytes, bytes]) -> Iterator[Metric]:

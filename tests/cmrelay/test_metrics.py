@@ -158,3 +158,12 @@ def test_build_info_and_the_serving_process_are_reported(redis_url: str) -> None
     (info,) = [k for k in got if k[0] == "cmrelay_build_info"]
     assert dict(info[1])["version"] == importlib.metadata.version("chartmogul-relay")
     assert got[("process_resident_memory_bytes", ())] > 0
+
+
+def test_backfill_progress_is_a_metric_from_any_host(redis_url: str) -> None:
+    client, keys = redis.Redis.from_url(redis_url), fresh_keys()
+    assert samples(client, keys)[("cmrelay_backfill_events_total", (("stage", "queued"),))] == 0
+    client.hset(keys.backfill_counters, mapping={"read": 10, "queued": 8, "rejected": 2})
+    got = samples(client, keys)
+    assert got[("cmrelay_backfill_events_total", (("stage", "queued"),))] == 8
+    assert got[("cmrelay_backfill_events_total", (("stage", "rejected"),))] == 2
