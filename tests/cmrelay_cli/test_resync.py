@@ -94,3 +94,15 @@ def test_bad_arguments_are_one_line_and_exit_2(
     args = argparse.Namespace(entities=[a for a in argv if a != "--all"], all="--all" in argv)
     assert resync.run(args, io.StringIO()) == 2
     assert len(capsys.readouterr().err.strip().splitlines()) == 1
+
+
+def test_resync_since_takes_only_customers_confirmed_within_the_age(
+    engine: Engine, sandbox: SandboxServer
+) -> None:
+    for cid in ("new1", "old1"):
+        engine.deliverer.deliver(f"customer:{cid}", [_group(cid, 1)], {})
+    old_key = engine.keys.confirmed("old1")
+    engine.redis.pexpire(old_key, int((engine.settings.confirmed_state_ttl - 7200) * 1000))
+    code, out = _run("--since", "1h")
+    assert code == 0 and "customer:new1: resynced" in out and "old1" not in out
+    assert _run("--since", "soon")[0] == 2

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from cmrelay.keys import entity_key
 from worker.delivery.contract import DeliveryOutcome
+from worker.delivery.limiter import delivery_lane
 from worker.pipeline.deliver import LeaseKeeper
 from worker.pipeline.engine import Engine
 
@@ -24,11 +25,17 @@ class Resyncable(Protocol):
         ...
 
 
-def held_entities(engine: Engine) -> Iterator[str]:
-    """Every customer entity the relay holds a confirmed-state record for."""
+def held_entities(engine: Engine, since: float | None = None) -> Iterator[str]:
+    """Every customer entity the relay holds a confirmed-state record for; with `since`
+    (seconds), only those confirmed within that long (the record's TTL tells when)."""
     prefix = engine.keys.confirmed("")
+    ttl_ms = engine.settings.confirmed_state_ttl * 1000
     for raw in engine.redis.scan_iter(match=engine.keys.confirmed("*"), count=1000):
         key: Any = raw.decode() if isinstance(raw, bytes) else raw
+        if since is not None:
+            left = int(engine.redis.pttl(key))
+            if left < 0 or ttl_ms - left > since * 1000:
+                continue
         yield entity_key(key[len(prefix) :])
 
 
@@ -44,7 +51,8 @@ def resync_entity(engine: Engine, entity: str) -> str:
         return "busy: a worker is delivering it; try again"
     keeper.start()
     try:
-        outcome = resyncable.resync(entity)
+        with delivery_lane("backfill"):  # live traffic keeps its share of the rate
+            outcome = resyncable.resync(entity)
     finally:
         keeper.stop()
         # Hand the entity back: a delivery of anything that queued meanwhile runs next.
