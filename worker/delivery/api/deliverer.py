@@ -145,6 +145,7 @@ class ApiDeliverer:
         unverified = known and self.counting.calls == calls_before
         if self.merge_leads:
             self._absorb_leads(held, external_id, events, run)
+        self._before_contact_creates(external_id, held, delta)
         results: list[EventResult] = []
         clock_updates = dict(delta.clock_updates)
         for uid, contact in delta.contacts.items():
@@ -203,6 +204,22 @@ class ApiDeliverer:
                 held.contacts_complete = False
             self.forget(user)
             redis.hdel(keys.relay_leads, user)
+
+    def _before_contact_creates(self, external_id: str, held: Held, delta: CustomerDelta) -> None:
+        """A contact about to be created without a listing must not be created twice: if this
+        worker dies after the create and before the record is saved, the redo would trust the
+        old index and create it again. So the stored record first stops claiming to list every
+        contact; the redo then lists them and finds the one made. One Redis write, no call."""
+        if not held.contacts_complete:
+            return
+        unknown = [
+            c for c in delta.contacts.values()
+            if held.contact_for(c.external_id, c.standard.get("email")) is None
+        ]  # fmt: skip
+        if unknown:
+            held.contacts_complete = False
+            self.held.save(external_id, held)
+            held.contacts_complete = True
 
     def _customer_gone(self, external_id: str, uuid: str) -> bool:
         """True when ChartMogul no longer has the customer under the uuid we remembered."""

@@ -450,3 +450,29 @@ def test_by_default_a_null_leaves_the_attribute_as_it_is(
     deliverer.deliver("customer:n2", [_group("n2", 1, plan="pro")], {})
     assert deliverer.deliver("customer:n2", [_group("n2", 2, plan=None)], {}).calls == 0
     assert state()["customers"][0]["attributes"]["custom"] == {"plan": "pro"}
+
+
+class _DiesAfterCreatingAContact(ChartMogulClient):
+    """A worker killed right after ChartMogul created the contact, before anything was saved."""
+
+    def create_contact(self, customer_uuid: str, standard: Any, custom: Any,
+                       external_id: str | None) -> dict[str, Any]:  # fmt: skip
+        super().create_contact(customer_uuid, standard, custom, external_id)
+        raise SystemExit("killed")
+
+
+def test_a_worker_killed_after_a_contact_create_does_not_create_it_twice(
+    sandbox: SandboxServer, redis_url: str, state: Any
+) -> None:
+    first = _deliverer(sandbox, redis_url)
+    first.deliver("customer:kc", [_group("kc", 1, name="Kill Co")], {})  # record: no contacts
+    dying = _deliverer(sandbox, redis_url, _DiesAfterCreatingAContact)
+    dying.cache, dying.held = first.cache, first.held  # the same relay, another process
+    ident = _event(
+        "identify", 2, userId="kate", traits={"email": "k@kc.test", "company": {"id": "kc"}}
+    )
+    with pytest.raises(SystemExit):
+        dying.deliver("customer:kc", [ident], {})
+    first.deliver("customer:kc", [ident], {})  # the redo after the visibility timeout
+    first.close()
+    assert [c["external_id"] for c in state()["contacts"]] == ["kate"]
