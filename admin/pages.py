@@ -40,7 +40,8 @@ def layout(title: str, body: str, csrf: str = "") -> str:
     nav = ""
     if csrf:
         nav = (
-            '<a href="/">Dead letters</a><form method="post" action="/logout" style="margin:0">'
+            '<a href="/">Dead letters</a><a href="/lookup">Find an event or customer</a>'
+            '<form method="post" action="/logout" style="margin:0">'
             f'<input type="hidden" name="csrf" value="{e(csrf)}"><button>Log out</button></form>'
         )
     return (
@@ -48,6 +49,22 @@ def layout(title: str, body: str, csrf: str = "") -> str:
         f'<meta name="viewport" content="width=device-width"><style>{CSS}</style></head>'
         f"<body><header><strong>cmrelay admin</strong>{nav}</header>"
         f"<main>{body}</main></body></html>"
+    )
+
+
+def lookup_page(csrf: str, query: Mapping[str, str], result: str = "", error: str = "") -> str:
+    """Find an event by messageId or a customer by entity; the CLI's text views, escaped."""
+    form = (
+        '<form class="filters" method="get" action="/lookup">'
+        f'<label>messageId <input name="message_id" value="{e(query.get("message_id"))}"></label>'
+        f'<label>customer <input name="entity" placeholder="customer:acme" '
+        f'value="{e(query.get("entity"))}"></label><button>Look up</button></form>'
+    )
+    shown = f'<p class="error">{e(error)}</p>' if error else ""
+    if result:
+        shown += f"<pre>{e(result)}</pre>"
+    return layout(
+        "Find - cmrelay admin", f"<h1>Find an event or a customer</h1>{form}{shown}", csrf
     )
 
 

@@ -20,7 +20,10 @@ from admin.bodies import LOGIN_MAX, BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
+from cmrelay.entity_view import entity_view, render_entity
 from cmrelay.errors import InvalidQueryError
+from cmrelay.keys import ENTITY_PREFIX
+from cmrelay.trace_view import render_trace, trace_view
 
 MAX_FORM = 100_000
 FILTER_KEYS = ("reason", "status", "entity", "error_class", "since", "until", "text")
@@ -161,6 +164,26 @@ def _not_found(ctx: AdminContext, request: Request) -> Response:
     return html(pages.layout("Not found", body, csrf_token(ctx.token, request)), 404)
 
 
+async def lookup(request: Request, ctx: AdminContext) -> Response:
+    """GET /lookup?message_id= | ?entity=: `cmrelay trace` / `cmrelay entity` as a page."""
+    query = {k: v.strip() for k, v in request.query_params.items() if k in ("message_id", "entity")}
+    csrf = csrf_token(ctx.token, request)
+    client, keys = ctx.dlq.client, ctx.dlq.keys
+    if query.get("message_id"):
+        view = await run_in_threadpool(trace_view, client, keys, query["message_id"])
+        if view is None:
+            error = "no trace of that event (not taken off the queue yet, or expired)"
+            return html(pages.lookup_page(csrf, query, error=error), 404)
+        return html(pages.lookup_page(csrf, query, render_trace(view)))
+    if query.get("entity"):
+        name = query["entity"]
+        if not name.startswith(ENTITY_PREFIX):
+            raise InvalidQueryError(f"a customer looks like {ENTITY_PREFIX}<external id>")
+        view = await run_in_threadpool(entity_view, client, keys, name, time.time())
+        return html(pages.lookup_page(csrf, query, render_entity(view)))
+    return html(pages.lookup_page(csrf, query))
+
+
 async def entry(request: Request, ctx: AdminContext) -> Response:
     """GET /entries/{id}."""
     found = await run_in_threadpool(ctx.dlq.get, request.path_params["entry_id"])
@@ -243,6 +266,7 @@ def routes(ctx: AdminContext) -> list[Route]:
         Route("/login", login(ctx), methods=["POST"]),
         Route("/logout", _page(ctx, logout, post=True), methods=["POST"]),
         Route("/", _page(ctx, listing), methods=["GET"]),
+        Route("/lookup", _page(ctx, lookup), methods=["GET"]),
         Route("/replay", _page(ctx, _confirm("replay", True)), methods=["GET"]),
         Route("/replay", _page(ctx, _bulk("replay"), post=True), methods=["POST"]),
         Route("/purge", _page(ctx, _confirm("purge", True)), methods=["GET"]),

@@ -4,6 +4,7 @@ confirmed to hold, and its dead letters."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import orjson
@@ -70,3 +71,36 @@ def _pending(raw: bytes) -> dict[str, Any]:
 
 def _text(value: Any) -> str:
     return value.decode() if isinstance(value, bytes) else str(value)
+
+
+def render_entity(view: dict[str, Any]) -> str:
+    """A readable summary (control characters in event data are escaped by repr)."""
+    lines = [f"{view['entity']}  ChartMogul uuid: {view['chartmogul_uuid'] or '(not known)'}"]
+    due = view["due_in_seconds"]
+    lines.append(f"pending events: {view['pending_events']}"
+                 + ("" if due is None else f", due in {due:.1f} s"))  # fmt: skip
+    for event in view["pending"]:
+        lines.append(
+            f"  {event.get('message_id')!r} {event.get('type')} at {event.get('timestamp')}"
+        )
+    if view["leased"]:
+        lines.append(f"being delivered now (lease {view['lease_ms_left']} ms left)")
+    if view["retry"]:
+        lines.append(f"retrying: attempt {view['retry'].get('attempts')}, last error "
+                     f"{view['retry'].get('last_error')!r}")  # fmt: skip
+    held = view["confirmed_state"]
+    if held is None:
+        lines.append("ChartMogul's state: not held (the next delivery reads it)")
+    else:
+        customer = held["c"]
+        values = json.dumps({**customer["s"], **customer["c"]}, ensure_ascii=True)
+        ttl = view["confirmed_state_ttl_seconds"]
+        lines.append(f"ChartMogul confirmed holding (trusted {ttl} s more): {values}")
+        if customer["r"]:
+            lines.append(f"  not kept by ChartMogul: {sorted(customer['r'])}")
+        lines.append(f"  contacts known: {len(held['k'])}"
+                     + ("" if held["all"] else " (not listed yet)"))  # fmt: skip
+    for dead in view["dead_letters"]:
+        lines.append(f"dead letter {dead['id']} [{dead['status']}] {dead['reason']}: "
+                     f"{dead['last_error']!r} ({dead['events']} events)")  # fmt: skip
+    return "\n".join(lines) + "\n"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import orjson
@@ -38,3 +39,41 @@ def trace_view(client: redis.Redis, keys: Keys, message_id: str) -> dict[str, An
 
 def _float(text: str | None) -> float | None:
     return None if text is None else float(text)
+
+
+def render_trace(view: dict[str, Any]) -> str:
+    """A readable trail; event data is repr-escaped."""
+    lines = [f"event {view['message_id']!r} ({view.get('type')}, source {view.get('source')!r}, "
+             f"via {view.get('origin')})"]  # fmt: skip
+    if view.get("received_at"):
+        lines.append(f"  acknowledged by the ingest at {view['received_at']}")
+    if view["accepted_at"] is not None:
+        lines.append(f"  taken by a worker at {_when(view['accepted_at'])}"
+                     + (f", for {view['entity']}" if view.get("entity") else ""))  # fmt: skip
+    if view["duplicates"]:
+        lines.append(f"  seen again {view['duplicates']} time(s) with the same messageId (dropped)")
+    state = view["state"]
+    at = f" at {_when(view['outcome_at'])}" if view["outcome_at"] is not None else ""
+    lines.append(f"  now: {state}{at}" + _meaning(state))
+    for dead in view["dead_letters"]:
+        lines.append(f"  dead letter {dead['id']} [{dead['status']}] {dead['reason']}: "
+                     f"{dead['last_error']!r}")  # fmt: skip
+    return "\n".join(lines) + "\n"
+
+
+_MEANINGS = {
+    "accepted": " (waiting in its customer's mailbox for delivery)",
+    "delivered": " (ChartMogul has it)",
+    "unchanged": " (ChartMogul already held everything it says: no call needed)",
+    "retrying": " (ChartMogul failed; backing off, see `cmrelay entity`)",
+    "dead_lettered": " (see the dead letter below; `cmrelay dlq replay`)",
+    "waiting_for_group": " (COMPANY_CREATION=group: held until a Group call links the user)",
+}
+
+
+def _meaning(state: str | None) -> str:
+    return _MEANINGS.get(state or "", "")
+
+
+def _when(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds")

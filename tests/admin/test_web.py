@@ -120,3 +120,21 @@ def test_logout_ends_the_session(browser_like: httpx.Client) -> None:
     csrf = _csrf(browser_like.get("/").text)
     assert browser_like.post("/logout", data={"csrf": csrf}).headers["location"] == "/login"
     assert browser_like.get("/").status_code == 303
+
+
+def test_the_lookup_page_shows_an_events_trail_and_a_customers_state_escaped(
+    browser_like: httpx.Client, dlq: DeadLetterQueue
+) -> None:
+    entry_id = add_entry(dlq, "<b>lk</b>")
+    dlq.client.hset(dlq.keys.trace("msg-<b>lk</b>"), mapping={
+        "info": '{"source": "wk_x", "type": "identify"}', "state": "dead_lettered",
+        "entity": "customer:<b>lk</b>", "accepted_at": "1.0",
+    })  # fmt: skip
+    assert browser_like.get("/lookup").status_code == 200
+    traced = browser_like.get("/lookup", params={"message_id": "msg-<b>lk</b>"})
+    assert traced.status_code == 200 and "now: dead_lettered" in traced.text
+    assert entry_id in traced.text and "<b>lk</b>" not in traced.text
+    state = browser_like.get("/lookup", params={"entity": "customer:<b>lk</b>"})
+    assert state.status_code == 200 and entry_id in state.text
+    assert browser_like.get("/lookup", params={"message_id": "nope"}).status_code == 404
+    assert browser_like.get("/lookup", params={"entity": "lk"}).status_code == 400
