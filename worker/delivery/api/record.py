@@ -1,12 +1,12 @@
-"""The API deliverer's pure helpers: operations as JSON-ready dicts, matching answers."""
+"""The API deliverer's pure helpers: the record of one delivery and its operations as JSON."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from worker.mapping import ContactFields, CustomAttribute, CustomerDelta, Dropped
+from worker.mapping import CustomerDelta, Dropped
 from worker.mapping.operations import upsert_operations
 
 Operation = dict[str, Any]
@@ -32,28 +32,6 @@ def planned(delta: CustomerDelta) -> list[Operation]:
     )
 
 
-def holds(created: Mapping[str, Any], custom: Mapping[str, CustomAttribute]) -> bool:
-    """True when the customer answered carries what we sent (not someone else's older create)."""
-    stored = (created.get("attributes") or {}).get("custom") or {}
-    return all(key in stored for key in custom)
-
-
 def op(name: str, **fields: Any) -> Operation:
     """One call made, as recorded for metrics and dead letters."""
     return {"op": name, **fields}
-
-
-def match_contact(
-    contacts: Sequence[Mapping[str, Any]], contact: ContactFields
-) -> Mapping[str, Any] | None:
-    """The existing contact by external id, else by email when it has no other external id."""
-    for entry in contacts:
-        if entry.get("external_id") == contact.external_id:
-            return entry
-    email = contact.standard.get("email")
-    if not email:
-        return None
-    for entry in contacts:
-        if entry.get("email") == email and entry.get("external_id") in (None, ""):
-            return entry
-    return None
