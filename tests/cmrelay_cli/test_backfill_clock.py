@@ -4,39 +4,18 @@ clock holds for backfill too (real Redis, the real API deliverer, the sandbox ov
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
 
-from cmrelay.settings import Settings, load_settings
 from cmrelay_cli.main import main
 from sandbox.runner import SandboxServer
 from tests.support.events import envelope
-from tests.support.sandbox_relay import API_KEY, DATA_SOURCE
 from worker.pipeline.accept import accept_batch
 from worker.pipeline.deliver import deliver_entity
 from worker.pipeline.engine import Engine
-
-
-@pytest.fixture
-def api_engine(
-    settings: Settings, sandbox: SandboxServer, state: Any, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[Engine]:  # fmt: skip
-    (tmp_path / "relay.toml").write_text("")
-    env = {"REDIS_URL": settings.redis_url, "CMRELAY_KEY_PREFIX": settings.key_prefix,
-           "CHARTMOGUL_API_KEY": API_KEY, "CHARTMOGUL_API_BASE": sandbox.base_url,
-           "CHARTMOGUL_DATA_SOURCE_UUID": DATA_SOURCE, "COALESCE_WINDOW": "0",
-           "CMRELAY_CONFIG": str(tmp_path / "relay.toml"), "CMRELAY_DELIVERER": ""}  # fmt: skip
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    engine = Engine.from_settings(load_settings())
-    yield engine
-    engine.deliverer.close()
 
 
 def _seats(sandbox: SandboxServer) -> Any:

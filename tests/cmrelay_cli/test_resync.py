@@ -6,37 +6,22 @@ from __future__ import annotations
 import argparse
 import io
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
-from cmrelay.settings import Settings, load_settings
 from cmrelay_cli import resync
 from cmrelay_cli.main import build_parser
 from sandbox.runner import SandboxServer
-from tests.support.sandbox_relay import API_KEY, DATA_SOURCE
+from tests.support.sandbox_relay import API_KEY
 from worker.pipeline.engine import Engine
 
 
 @pytest.fixture
-def engine(
-    settings: Settings, sandbox: SandboxServer, state: Any, monkeypatch: pytest.MonkeyPatch,
-    tmp_path: Path,
-) -> Iterator[Engine]:  # fmt: skip
-    (tmp_path / "relay.toml").write_text("")
-    env = {"REDIS_URL": settings.redis_url, "CMRELAY_KEY_PREFIX": settings.key_prefix,
-           "CHARTMOGUL_API_KEY": API_KEY, "CHARTMOGUL_API_BASE": sandbox.base_url,
-           "CHARTMOGUL_DATA_SOURCE_UUID": DATA_SOURCE,
-           "CMRELAY_CONFIG": str(tmp_path / "relay.toml"), "CMRELAY_DELIVERER": ""}  # fmt: skip
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    engine = Engine.from_settings(load_settings())
-    yield engine
-    engine.deliverer.close()
+def engine(api_engine: Engine) -> Engine:
+    return api_engine
 
 
 def _group(cid: str, seats: int) -> dict[str, Any]:
