@@ -55,6 +55,10 @@ _COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "cmrelay_rate_limit_waits",
         "Requests that had to wait for the shared rate limit or concurrency cap.", (),
     ),
+    "rate_limit_stale_grants": (
+        "cmrelay_rate_limit_stale_grants",
+        "Rate-limit grants given up because they aged before the request was sent.", (),
+    ),
 }  # fmt: skip
 # keys.counters fields that describe deliveries rather than the accept step.
 _DELIVERY_OUTCOMES = {

@@ -119,6 +119,7 @@ class Gate:
         return f"{method} (no route)"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        scope = {**scope, "sandbox.arrived": time.monotonic()}  # what the rate limit counts
         self.sandbox.store.settle(time.monotonic())  # merges due by now are done before it
         if scope["type"] != "http" or scope["path"].startswith("/_sandbox/"):
             await self.inner(scope, receive, send)
@@ -157,7 +158,7 @@ class Gate:
             await respond_json(send, 503, TOO_MANY_PARALLEL, extra)
             return
         try:
-            if not sandbox.rate.allow(key):
+            if not sandbox.rate.allow(key, scope.get("sandbox.arrived")):
                 await respond_json(send, 429, RATE_LIMITED, extra)
                 return
             await self._faulty(scope, receive, send, raw_send)

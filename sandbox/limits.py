@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from bisect import insort
 from collections import deque
 from collections.abc import Callable
 
@@ -29,17 +30,20 @@ class RateLimiter:
         self._clock = clock
         self._seen: dict[str, deque[float]] = {}
 
-    def allow(self, key: str) -> bool:
-        """Count this request if it is within the limit; refused requests are not counted."""
+    def allow(self, key: str, arrived: float | None = None) -> bool:
+        """Count this request if it is within the limit; refused requests are not counted.
+        `arrived` (this limiter's clock) is when its first byte came in: an edge limiter counts
+        requests there, not after the body was read."""
         if self.limit <= 0:
             return True
-        now = self._clock()
+        now = self._clock() if arrived is None else arrived
         seen = self._seen.setdefault(key, deque())
         while seen and seen[0] <= now - self.window:
             seen.popleft()
-        if len(seen) >= self.limit:
+        if sum(1 for t in seen if t > now - self.window) >= self.limit:
             return False
-        seen.append(now)
+        # Arrivals are counted in arrival order even when read out of order.
+        insort(seen, now)
         return True
 
     def reset(self) -> None:

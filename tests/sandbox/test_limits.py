@@ -71,6 +71,15 @@ def test_the_window_slides() -> None:
     assert limiter.allow("k")
 
 
+def test_requests_count_when_they_arrived_even_when_read_out_of_order() -> None:
+    limiter = RateLimiter(2, clock=lambda: 5.0)
+    assert limiter.allow("k", arrived=1.2)
+    assert limiter.allow("k", arrived=1.0)  # arrived first, its body was read second
+    assert not limiter.allow("k", arrived=1.9)  # 1.0 and 1.2 are still within its second
+    assert limiter.allow("k", arrived=2.05)  # 1.0 has left the window; 1.2 and 2.05 are in it
+    assert not limiter.allow("k", arrived=2.1)
+
+
 def test_in_flight_counts_slots() -> None:
     slots = InFlight(2)
     assert slots.acquire() and slots.acquire()

@@ -24,6 +24,10 @@ from cmrelay.errors import (
 )
 from cmrelay.masking import Masker
 from worker.delivery.contract import RequestGate
+from worker.delivery.limiter import refresh_permit
+
+# Every client that sends through `send_gated` installs these: the last check before the wire.
+GATE_HOOKS: dict[str, list[Callable[[httpx.Request], object]]] = {"request": [refresh_permit]}
 
 log = logging.getLogger(__name__)
 

@@ -29,9 +29,16 @@ TOLERANCE_US = 1000  # measured lag is ~0.7 ms a grant on a loaded 2-core VM
 # After a live event is accepted or a live request granted, live traffic counts as waiting for
 # this long: past coalescing and one request, short enough that a backfill soon gets it all.
 LIVE_HOLD = 5.0
+# ChartMogul counts a request when it arrives, the gate when it grants: every millisecond
+# between the two eats into the ~25 ms by which 39/s stays under 40 in any second. A thread
+# that gets its grant late (GIL, descheduled; measured up to 32 ms on a loaded 2-core VM, p999
+# 7 ms) would send it late and bunch it against the next second's grants, so a grant is only
+# sent within this many seconds of being asked for; an older one is given up and asked again.
+MAX_GRANT_AGE = 0.010
 
 Lane = Literal["live", "backfill"]
 _LANE: ContextVar[Lane] = ContextVar("cmrelay_delivery_lane", default="live")
+_PERMIT: ContextVar[Permit | None] = ContextVar("cmrelay_delivery_permit", default=None)
 
 
 @contextmanager
@@ -47,10 +54,34 @@ def delivery_lane(lane: Lane) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class Grant:
-    """One request's permission: its slot token and when (Redis clock, us) it was granted."""
+    """One request's permission: its slot token, when (Redis clock, us) it was granted, and
+    when (this process's monotonic clock) it was asked for."""
 
     token: str
     granted_at_us: int
+    asked_at: float = 0.0
+
+
+class Permit:
+    """The grant held by the request this thread is about to send (replaced when it ages)."""
+
+    def __init__(self, gate: RedisRequestGate, grant: Grant) -> None:
+        self.gate = gate
+        self.grant = grant
+
+    def refresh(self) -> None:
+        """Right before the request is written: swap a grant older than MAX_GRANT_AGE."""
+        while time.monotonic() - self.grant.asked_at > self.gate.max_grant_age:
+            self.gate.count("rate_limit_stale_grants")
+            self.gate.release(self.grant)
+            self.grant = self.gate.acquire_grant()
+
+
+def refresh_permit(_request: object) -> None:
+    """An httpx request hook: the gate's grant is fresh when the request goes on the wire."""
+    permit = _PERMIT.get()
+    if permit is not None:
+        permit.refresh()
 
 
 class RedisRequestGate:
@@ -67,6 +98,7 @@ class RedisRequestGate:
         tolerance_us: int = TOLERANCE_US,
         backfill_share: float = 1.0,
         live_hold: float = LIVE_HOLD,
+        max_grant_age: float = MAX_GRANT_AGE,
     ) -> None:
         self._scripts = scripts
         self._keys = scripts.keys
@@ -77,6 +109,7 @@ class RedisRequestGate:
         self._tolerance_us = tolerance_us
         self.backfill_share = backfill_share
         self._live_hold_ms = int(live_hold * 1000)
+        self.max_grant_age = max_grant_age
 
     @classmethod
     def from_settings(cls, settings: Settings, scripts: Scripts) -> RedisRequestGate:
@@ -92,6 +125,7 @@ class RedisRequestGate:
     def try_acquire(self) -> tuple[Grant | None, float]:
         """One attempt: a Grant, or None and the seconds worth waiting before the next try."""
         token = secrets.token_hex(8)
+        asked_at = time.monotonic()
         granted, value = self._scripts.limiter_acquire(
             token,
             rate=self.rate,
@@ -104,7 +138,7 @@ class RedisRequestGate:
             live_hold_ms=self._live_hold_ms,
         )
         if granted:
-            return Grant(token, value), 0.0
+            return Grant(token, value, asked_at), 0.0
         return None, value / 1_000_000
 
     def acquire_grant(self) -> Grant:
@@ -125,6 +159,10 @@ class RedisRequestGate:
                 )
             time.sleep(min(wait, 0.25))
 
+    def count(self, name: str) -> None:
+        """Bump one of the gate's relay-wide counters."""
+        self._scripts.client.hincrby(self._keys.metrics, counter_field(name), 1)
+
     def _count_wait(self, seconds: float) -> None:
         pipe = self._scripts.client.pipeline(transaction=False)
         pipe.hincrby(self._keys.metrics, counter_field("rate_limit_waits"), 1)
@@ -137,12 +175,15 @@ class RedisRequestGate:
 
     @contextmanager
     def acquire(self) -> Iterator[None]:
-        """RequestGate.acquire: hold a rate token and an in-flight slot around one request."""
-        grant = self.acquire_grant()
+        """RequestGate.acquire: hold a rate token and an in-flight slot around one request; a
+        client with `refresh_permit` as request hook renews a grant that aged before sending."""
+        permit = Permit(self, self.acquire_grant())
+        reset = _PERMIT.set(permit)
         try:
             yield None
         finally:
-            self.release(grant)
+            _PERMIT.reset(reset)
+            self.release(permit.grant)
 
     def observe(self, status: int | None, retry_after: float | None) -> None:
         """RequestGate.observe: 429/503 slow every worker down; every status is counted."""

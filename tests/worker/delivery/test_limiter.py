@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import dataclasses
 import subprocess
 import sys
+import time
 import uuid
 
 import redis
 
 from cmrelay.keys import Keys
 from cmrelay.lua import Scripts
+from cmrelay.metrics_store import counter_field
 from tests.support.processes import ROOT, max_in_any_window
-from worker.delivery.limiter import RedisRequestGate
+from worker.delivery.limiter import Permit, RedisRequestGate
 
 CLIENT = "tests.worker.delivery.limiter_client"
 
@@ -96,3 +99,18 @@ def test_a_late_waiter_does_not_push_the_schedule_back(client: redis.Redis) -> N
     )  # (1 s + 0.2 s) / 2
     refused, wait = gate.try_acquire()
     assert refused is None and 0 < wait <= 0.6
+
+
+def test_a_grant_that_aged_is_swapped_for_a_fresh_one_and_counted(client: redis.Redis) -> None:
+    keys = Keys(f"lim{uuid.uuid4().hex[:6]}")
+    gate = RedisRequestGate(Scripts(client, keys), rate=1000, max_in_flight=2, slot_ttl=5)
+    aged = dataclasses.replace(gate.acquire_grant(), asked_at=time.monotonic() - 1)
+    permit = Permit(gate, aged)
+    permit.refresh()
+    assert permit.grant.token != aged.token
+    # The aged grant's slot went back; only the fresh one is held.
+    assert client.zrange(keys.in_flight, 0, -1) == [permit.grant.token.encode()]
+    assert client.hget(keys.metrics, counter_field("rate_limit_stale_grants")) == b"1"
+    fresh = permit.grant
+    permit.refresh()  # still fresh: kept
+    assert permit.grant is fresh

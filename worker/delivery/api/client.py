@@ -21,7 +21,7 @@ from cmrelay.errors import PermanentDeliveryError
 from cmrelay.masking import Masker
 from cmrelay.settings import Secret, Settings
 from worker.delivery.contract import RequestGate
-from worker.delivery.http import send_gated
+from worker.delivery.http import GATE_HOOKS, send_gated
 from worker.mapping.model import CustomAttribute
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,7 @@ class ChartMogulClient:
             headers={"user-agent": USER_AGENT, "accept": "application/json"},
             transport=transport,
             follow_redirects=False,
+            event_hooks=GATE_HOOKS,
         )
 
     def __repr__(self) -> str:

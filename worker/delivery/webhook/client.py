@@ -11,7 +11,7 @@ import httpx
 from cmrelay.masking import mask_in_library_logs
 from cmrelay.settings import Secret, Settings
 from worker.delivery.contract import RequestGate
-from worker.delivery.http import send_gated
+from worker.delivery.http import GATE_HOOKS, send_gated
 from worker.delivery.webhook.payloads import encode_like_segment
 
 # actions-core's request client sends exactly these two headers for a `json:` request.
@@ -38,7 +38,10 @@ class WebhookClient:
         for secret in self._secrets:
             mask_in_library_logs(secret)
         self._http = httpx.Client(
-            timeout=httpx.Timeout(timeout), transport=transport, follow_redirects=False
+            timeout=httpx.Timeout(timeout),
+            transport=transport,
+            follow_redirects=False,
+            event_hooks=GATE_HOOKS,
         )
 
     def __repr__(self) -> str:

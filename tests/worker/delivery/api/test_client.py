@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import dataclasses
 import logging
 import socket
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
 
 from cmrelay.errors import (
     DeliveryConfigurationError,
@@ -18,9 +21,14 @@ from cmrelay.errors import (
     PermanentDeliveryError,
     RetryableDeliveryError,
 )
+from cmrelay.keys import Keys
+from cmrelay.lua import Scripts
+from cmrelay.metrics_store import counter_field
 from cmrelay.settings import Secret, Settings
 from tests.doubles.http_recorder import Recorded, RecordingServer, Reply
 from worker.delivery.api.client import ChartMogulClient, ExternalIdTakenError, process_client
+from worker.delivery.contract import RequestGate
+from worker.delivery.limiter import Grant, RedisRequestGate
 from worker.mapping.model import CustomAttribute
 
 KEY = "sk_live_TOPSECRET_0123456789"
@@ -51,7 +59,7 @@ class RecordingGate:
 
 
 def make_client(
-    srv: RecordingServer, *, timeout: float = 5.0, gate: RecordingGate | None = None
+    srv: RecordingServer, *, timeout: float = 5.0, gate: RequestGate | None = None
 ) -> ChartMogulClient:
     return ChartMogulClient(
         base_url=srv.url + "/v1",
@@ -374,3 +382,37 @@ def test_requests_reuse_one_pooled_connection(server: RecordingServer) -> None:
     for _ in range(3):
         client.get_attributes("cus_1")
     assert len({r.client_port for r in server.requests}) == 1
+
+
+class AgedFirstGrant(RedisRequestGate):
+    """The real gate, but its first grant comes back as if its thread had stalled for 1 s."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.aged: list[str] = []
+
+    def acquire_grant(self) -> Grant:
+        grant = super().acquire_grant()
+        if self.aged:
+            return grant
+        self.aged.append(grant.token)
+        return dataclasses.replace(grant, asked_at=grant.asked_at - 1.0)
+
+
+def test_a_request_is_never_sent_on_a_grant_that_aged(
+    server: RecordingServer, client: redis.Redis
+) -> None:
+    keys = Keys(f"stale{uuid.uuid4().hex[:6]}")
+    gate = AgedFirstGrant(Scripts(client, keys), rate=1000, max_in_flight=2, slot_ttl=5)
+    slots_at_send: list[list[bytes]] = []
+
+    def respond(record: Recorded) -> Reply:
+        slots_at_send.append(client.zrange(keys.in_flight, 0, -1))
+        return Reply(200, {"custom": {}})
+
+    server.responder = respond
+    make_client(server, gate=gate).update_custom_attributes("cus_1", {"a": 1})
+    assert len(server.requests) == 1  # sent once, on the fresh grant
+    assert gate.aged[0].encode() not in slots_at_send[0] and len(slots_at_send[0]) == 1
+    assert client.hget(keys.metrics, counter_field("rate_limit_stale_grants")) == b"1"
+    assert client.zcard(keys.in_flight) == 0  # and the fresh grant's slot came back
