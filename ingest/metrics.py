@@ -16,7 +16,7 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from cmrelay.keys import Keys
 from cmrelay.metrics import DURATION, DURATION_SUM, INGEST_DURATION_BUCKETS
-from cmrelay.metrics_store import INF, CounterBuffer
+from cmrelay.metrics_store import INF, CounterBuffer, counter_field
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 FLUSH_INTERVAL = 1.0  # seconds: a crash loses at most this much of the counts, never events
@@ -50,12 +50,19 @@ class IngestMetrics:
         self.ignored = _Labelled(self.buffer, "ingest_ignored")
         self.rejected = _Labelled(self.buffer, "ingest_rejected")
         self.refused = _Labelled(self.buffer, "ingest_refused")
+        self._fields: dict[tuple[str, int, str], tuple[str, str]] = {}
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         """One answered request into the duration histogram (in memory, like the counters)."""
-        status_class = f"{status // 100}xx"
-        self.buffer.inc(DURATION, (endpoint, status_class, duration_bucket(seconds)))
-        self.buffer.inc(DURATION_SUM, (endpoint, status_class), round(max(0.0, seconds) * 1e6))
+        bucket = duration_bucket(seconds)
+        fields = self._fields.get((endpoint, status, bucket))
+        if fields is None:  # built once per series: this runs on every request
+            status_class = f"{status // 100}xx"
+            fields = (counter_field(DURATION, endpoint, status_class, bucket),
+                      counter_field(DURATION_SUM, endpoint, status_class))  # fmt: skip
+            self._fields[(endpoint, status, bucket)] = fields
+        self.buffer.inc(fields[0])
+        self.buffer.inc(fields[1], amount=round(max(0.0, seconds) * 1e6))
 
     async def flush(self, client: aioredis.Redis, keys: Keys) -> None:
         """Add the buffered counts to Redis; on failure they stay buffered for the next try."""

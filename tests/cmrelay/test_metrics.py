@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import importlib.metadata
+import re
 import time
 import uuid
+from pathlib import Path
 
 import redis
 import redis.asyncio as aioredis
@@ -170,3 +172,13 @@ def test_backfill_progress_is_a_metric_from_any_host(redis_url: str) -> None:
     got = samples(client, keys)
     assert got[("cmrelay_backfill_events_total", (("stage", "queued"),))] == 8
     assert got[("cmrelay_backfill_events_total", (("stage", "rejected"),))] == 2
+
+
+def test_every_relay_metric_is_listed_in_docs_metrics(redis_url: str) -> None:
+    client = redis.Redis.from_url(redis_url)
+    text = render(client, fresh_keys()).decode()
+    client.close()
+    exposed = {f.name for f in text_string_to_metric_families(text) if f.name.startswith("cmrelay")}
+    documented = Path(__file__).resolve().parents[2].joinpath("docs", "metrics.md").read_text()
+    listed = {re.sub(r"_total$", "", name) for name in re.findall(r"`(cmrelay_\w+)`", documented)}
+    assert exposed - listed == set()
