@@ -19,6 +19,8 @@ from admin.bodies import BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
+from cmrelay.dlq.entry import STATUS_REPLAYED, DlqEntry
+from cmrelay.dlq.follow import read_replay_states
 from cmrelay.entity_view import entity_view
 from cmrelay.errors import InvalidQueryError
 from cmrelay.keys import ENTITY_PREFIX
@@ -118,6 +120,20 @@ def _ids(data: dict[str, Any]) -> list[str]:
     return q.ids_from(ids)
 
 
+def _views(
+    ctx: AdminContext, entries: list[DlqEntry], view: Callable[..., dict[str, Any]]
+) -> list[dict[str, Any]]:
+    """Each entry's view; a replayed one gains "replay", what became of its events
+    (cmrelay/dlq/follow.py), read for the whole page in one pipelined call."""
+    rows = [view(e, ctx.settings) for e in entries]
+    replayed = [e for e in entries if e.status == STATUS_REPLAYED]
+    states = read_replay_states(ctx.dlq.client, ctx.dlq.keys, replayed) if replayed else {}
+    for row, entry in zip(rows, entries, strict=True):
+        if entry.id in states:
+            row["replay"] = states[entry.id]
+    return rows
+
+
 async def stats(request: Request, ctx: AdminContext) -> Response:
     """GET /api/dlq/stats."""
     return json_response(await run_in_threadpool(ctx.dlq.stats))
@@ -127,7 +143,7 @@ async def listing(request: Request, ctx: AdminContext) -> Response:
     """GET /api/dlq?reason=&status=&entity=&since=&until=&text=&error_class=&limit=."""
     flt = _query_filter(request)
     entries = await run_in_threadpool(ctx.dlq.list, flt)
-    return json_response({"entries": [q.summary(e, ctx.settings) for e in entries]})
+    return json_response({"entries": await run_in_threadpool(_views, ctx, entries, q.summary)})
 
 
 async def show(request: Request, ctx: AdminContext) -> Response:
@@ -135,7 +151,8 @@ async def show(request: Request, ctx: AdminContext) -> Response:
     entry = await run_in_threadpool(ctx.dlq.get, request.path_params["entry_id"])
     if entry is None:
         return json_error(404, "not_found", "no such entry (unknown, purged or past retention)")
-    return json_response(q.detail(entry, ctx.settings))
+    (view,) = await run_in_threadpool(_views, ctx, [entry], q.detail)
+    return json_response(view)
 
 
 async def replay(request: Request, ctx: AdminContext) -> Response:

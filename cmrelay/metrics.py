@@ -24,9 +24,34 @@ from prometheus_client.registry import Collector
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from cmrelay.dlq.entry import REASON_EXPIRED, REASON_PARTIAL, REASON_PERMANENT
 from cmrelay.keys import Keys
 from cmrelay.metrics_store import INF, LATENCY_BUCKETS, parse_field
 from cmrelay.redis_conn import connect
+
+# The ingest's label values, known here so that every label set is exposed from the start (at
+# 0) by whichever process serves the scrape; tests/ingest/test_metrics.py keeps them in step
+# with the ingest's routes and refusals.
+INGEST_ENDPOINTS = (
+    "identify", "group", "track", "page", "screen", "alias", "batch", "webhook", "chartmogul",
+)  # fmt: skip
+INGEST_OUTCOMES = (
+    "accepted", "partial", "unauthorized", "invalid_payload", "payload_too_large",
+    "unsupported_encoding", "invalid_request", "unavailable", "internal_error", "disconnected",
+)  # fmt: skip
+INGEST_REJECT_REASONS = ("invalid_payload", "payload_too_large", "internal_error")
+IGNORED_TYPES = ("track", "page", "screen", "alias")
+STATUS_CLASSES = ("2xx", "4xx", "5xx")
+# Refused by ingest/protocol.py before any handler runs: 431, 408, and a body too slow (closed).
+REFUSAL_REASONS = ("headers_too_large", "header_timeout", "body_timeout")
+# Upper bounds (seconds) of the ingest request duration buckets: a request is one Redis write
+# (about 0.4 ms alone, 10-30 ms at 64 connections: docs/benchmarks.md); a slow Redis shows up
+# in the top ones.
+INGEST_DURATION_BUCKETS: tuple[float, ...] = (
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0,
+)  # fmt: skip
+DURATION = "ingest_duration"  # fields "ingest_duration|endpoint|class|le": per-bucket counts
+DURATION_SUM = "ingest_duration_us"  # fields "ingest_duration_us|endpoint|class": sum, in us
 
 # Fields of keys.metrics: stored name -> (exposed name, help, label names).
 _COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
@@ -59,7 +84,23 @@ _COUNTERS: dict[str, tuple[str, str, tuple[str, ...]]] = {
         "cmrelay_rate_limit_stale_grants",
         "Rate-limit grants given up because they aged before the request was sent.", (),
     ),
+    "ingest_refused": (
+        "cmrelay_ingest_refused",
+        "Connections the ingest refused before reading a request: headers_too_large (431), "
+        "header_timeout (408), body_timeout (closed).",
+        ("reason",),
+    ),
 }  # fmt: skip
+# The label sets each stored counter shows at 0 before anything was counted.
+_KNOWN: dict[str, tuple[tuple[str, ...], ...]] = {
+    "ingest_requests": tuple((e, o) for e in INGEST_ENDPOINTS for o in INGEST_OUTCOMES),
+    "ingest_queued": tuple((e,) for e in INGEST_ENDPOINTS),
+    "ingest_ignored": tuple((t,) for t in IGNORED_TYPES),
+    "ingest_rejected": tuple((e, r) for e in INGEST_ENDPOINTS for r in INGEST_REJECT_REASONS),
+    "rate_limit_waits": ((),),
+    "rate_limit_stale_grants": ((),),
+    "ingest_refused": tuple((r,) for r in REFUSAL_REASONS),
+}
 # keys.counters fields that describe deliveries rather than the accept step.
 _DELIVERY_OUTCOMES = {
     "delivered": "delivered",
@@ -68,6 +109,7 @@ _DELIVERY_OUTCOMES = {
     "unchanged": "unchanged",
 }
 BACKFILL_STAGES = ("read", "queued", "ignored", "rejected")
+_DLQ_REASONS = (REASON_PERMANENT, REASON_EXPIRED, REASON_PARTIAL)
 # keys.counters fields that count attributes left out, by why.
 _LEFT_OUT = {"dropped_attributes": "unfit_type", "dropped_by_chartmogul": "not_kept_by_chartmogul"}
 
@@ -143,19 +185,50 @@ def _stored_counters(stored: dict[bytes, bytes]) -> Iterator[Metric]:
         name: CounterMetricFamily(exposed, help_text, labels=list(labels))
         for name, (exposed, help_text, labels) in _COUNTERS.items()
     }
+    values: dict[str, dict[tuple[str, ...], float]] = {
+        name: dict.fromkeys(_KNOWN.get(name, ()), 0.0) for name in _COUNTERS
+    }
     wait_seconds = 0.0
+    durations: dict[str, str] = {}
     for raw_field, raw_value in stored.items():
-        name, labels = parse_field(_text(raw_field))
+        text = _text(raw_field)
+        name, labels = parse_field(text)
         if name == "rate_limit_wait_ms":
             wait_seconds = int(raw_value) / 1000
+        elif name in (DURATION, DURATION_SUM):
+            durations[text] = _text(raw_value)
         elif name in families and len(labels) == len(_COUNTERS[name][2]):
-            families[name].add_metric(list(labels), float(int(raw_value)))
+            values[name][labels] = float(int(raw_value))
+    for name, family in families.items():
+        for labels, value in values[name].items():
+            family.add_metric(list(labels), value)
     yield from families.values()
+    yield _ingest_durations(durations)
     waited = CounterMetricFamily(
         "cmrelay_rate_limit_wait_seconds", "Seconds spent waiting for the shared rate limit."
     )
     waited.add_metric([], wait_seconds)
     yield waited
+
+
+def _ingest_durations(stored: dict[str, str]) -> Metric:
+    family = HistogramMetricFamily(
+        "cmrelay_ingest_request_duration_seconds",
+        "Seconds the ingest took to answer a request, by endpoint and status class.",
+        labels=["endpoint", "status_class"],
+    )
+    seen = {labels[:2] for labels in (parse_field(f)[1] for f in stored) if len(labels) >= 2}
+    known = [(e, c) for e in INGEST_ENDPOINTS for c in STATUS_CLASSES]
+    for endpoint, status_class in known + sorted(seen - set(known)):  # known ones at 0 too
+        running = 0
+        buckets: list[tuple[str, float]] = []
+        for bound in (*(repr(b) for b in INGEST_DURATION_BUCKETS), INF):
+            field = f"{DURATION}|{endpoint}|{status_class}|{bound}"
+            running += int(stored.get(field, 0))
+            buckets.append((bound, float(running)))
+        total_us = int(stored.get(f"{DURATION_SUM}|{endpoint}|{status_class}", 0))
+        family.add_metric([endpoint, status_class], buckets, sum_value=total_us / 1e6)
+    return family
 
 
 def _engine_counters(counters: dict[str, int]) -> Iterator[Metric]:
@@ -240,6 +313,9 @@ def _dlq(reasons: dict[bytes, bytes], statuses: dict[bytes, bytes]) -> Iterator[
         "cmrelay_dlq_entries", "Dead letters stored, by reason and status.",
         labels=["reason", "status"],
     )  # fmt: skip
+    for reason in _DLQ_REASONS:  # every known label set from the start, at 0
+        for state in ("dead", "replayed"):
+            counts.setdefault((reason, state), 0)
     for (reason, state), count in sorted(counts.items()):
         entries.add_metric([reason, state], count)
     yield entries

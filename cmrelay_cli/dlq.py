@@ -12,10 +12,24 @@ import orjson
 import redis
 
 from cmrelay.dlq import query as q
+from cmrelay.dlq.follow import Progress, follow
 from cmrelay.dlq.store import DeadLetterQueue, DlqFilter
 from cmrelay.errors import InvalidQueryError
 from cmrelay.settings import Settings, load_settings
-from cmrelay_cli.dlq_render import LIST_COLUMNS, ProgressBar, show_text, stats_text, table
+from cmrelay_cli.dlq_render import (
+    LIST_COLUMNS,
+    ProgressBar,
+    follow_line,
+    follow_summary_text,
+    show_text,
+    stats_text,
+    table,
+)
+from cmrelay_cli.progress import StatusLine
+
+DEFAULT_WAIT = 600.0
+EXIT_DEAD_AGAIN = 3  # --wait: some replayed events were dead-lettered again
+EXIT_TIMED_OUT = 4  # --wait: some had no outcome yet when --timeout passed
 
 Handler = Callable[[argparse.Namespace, Settings, DeadLetterQueue], int]
 
@@ -45,6 +59,14 @@ def register(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     replay.add_argument("--all", action="store_true", help="every entry not yet replayed")
     _filter_flags(replay)
     replay.add_argument("--dry-run", action="store_true", help="show what would be replayed")
+    replay.add_argument(
+        "--wait", action="store_true",
+        help="then follow the replayed events until each is delivered or dead again",
+    )  # fmt: skip
+    replay.add_argument(
+        "--timeout", type=float, default=DEFAULT_WAIT, metavar="SECONDS",
+        help=f"with --wait: stop after this long (default {DEFAULT_WAIT:g}; exit {EXIT_TIMED_OUT})",
+    )  # fmt: skip
     _json_flag(replay, "one JSON object")
     replay.set_defaults(handler=_wrap(_replay))
 
@@ -145,6 +167,8 @@ def _replay(args: argparse.Namespace, settings: Settings, dlq: DeadLetterQueue) 
         raise InvalidQueryError("say what to replay: IDs, --all, or filters such as --reason")
     if args.ids and args.all:
         raise InvalidQueryError("give IDs or --all, not both")
+    if args.wait:
+        _check_wait(args, settings)
     selection = q.select(dlq, args.ids, flt)
     bar = ProgressBar(sys.stderr, "replaying")
     try:
@@ -153,16 +177,51 @@ def _replay(args: argparse.Namespace, settings: Settings, dlq: DeadLetterQueue) 
         bar.close()
     if args.json:
         _emit_json(report.as_dict())
-        return 0
-    verb = "would replay" if report.dry_run else "replayed"
-    for entry_id in report.replayed:
-        print(f"{verb} {entry_id}")
-    for entry_id in report.skipped:
-        print(f"skipped {entry_id} (already replayed)")
-    for entry_id in report.missing:
-        print(f"missing {entry_id} (unknown, purged or past retention)")
-    print(f"{verb} {len(report.replayed)} entries ({report.events} events)", file=sys.stderr)
-    return 0 if not report.missing else 1
+    else:
+        verb = "would replay" if report.dry_run else "replayed"
+        for entry_id in report.replayed:
+            print(f"{verb} {entry_id}")
+        for entry_id in report.skipped:
+            print(f"skipped {entry_id} (already replayed)")
+        for entry_id in report.missing:
+            print(f"missing {entry_id} (unknown, purged or past retention)")
+        print(f"{verb} {len(report.replayed)} entries ({report.events} events)", file=sys.stderr)
+    code = 1 if report.missing and not args.json else 0
+    if not args.wait:
+        return code
+    done = set(report.replayed)
+    waited = _wait(dlq, [e for e in selection.entries if e.id in done], args.timeout, args.json)
+    return waited or code
+
+
+def _check_wait(args: argparse.Namespace, settings: Settings) -> None:
+    if args.dry_run:
+        raise InvalidQueryError("--wait follows a replay: not with --dry-run")
+    if not args.timeout > 0:
+        raise InvalidQueryError("--timeout must be a number of seconds above 0")
+    if settings.trace_retention <= 0:
+        raise InvalidQueryError("--wait reads the events' trails: TRACE_RETENTION=0 turns them off")
+
+
+def _wait(dlq: DeadLetterQueue, entries: list[Any], timeout: float, as_json: bool) -> int:
+    """Follow the replayed entries to their outcome; the summary is the last stdout line."""
+    line = StatusLine(sys.stderr, "dlq replay --wait")
+
+    def shown(progress: Progress) -> None:
+        line.show(follow_line(progress, line.tty))
+
+    try:
+        result = follow(dlq.client, dlq.keys, entries, timeout=timeout, on_progress=shown)
+        line.show(follow_line(result, line.tty), final=True)
+    finally:
+        line.close()
+    summary = result.summary()
+    if not as_json:
+        print(follow_summary_text(summary), file=sys.stderr)
+    _emit_json(summary)
+    if summary["dead_again"]:
+        return EXIT_DEAD_AGAIN
+    return EXIT_TIMED_OUT if result.timed_out else 0
 
 
 def _purge(args: argparse.Namespace, settings: Settings, dlq: DeadLetterQueue) -> int:

@@ -1,4 +1,4 @@
-"""Text output of `cmrelay dlq`: tables, the stats report, one entry in detail, a progress bar."""
+"""Text output of `cmrelay dlq`: tables, the stats report, one entry in detail, progress."""
 
 from __future__ import annotations
 
@@ -6,6 +6,9 @@ from collections.abc import Mapping, Sequence
 from typing import Any, TextIO
 
 import orjson
+
+from cmrelay.dlq.follow import Progress
+from cmrelay_cli.progress import bar, duration, eta
 
 LIST_COLUMNS = (
     ("id", 32),
@@ -143,3 +146,31 @@ class ProgressBar:
         if self._drawn:
             self._stream.write("\n")
             self._stream.flush()
+
+
+def follow_line(progress: Progress, with_bar: bool) -> str:
+    """Where `dlq replay --wait` stands: events done of total, delivered, dead, waiting, rate."""
+    kinds = progress.kinds
+    done = kinds["done"] + kinds["dead"]
+    rate = done / progress.elapsed if progress.elapsed > 0 else 0.0
+    head = f"{bar(done, progress.events)} " if with_bar else ""
+    return (
+        f"{head}{done}/{progress.events} events: delivered {kinds['done']}, "
+        f"dead again {kinds['dead']}, waiting {kinds['waiting'] + kinds['unknown']}  "
+        f"{rate:,.1f}/s  ETA {duration(eta(done, progress.events, progress.elapsed))}"
+    )
+
+
+def follow_summary_text(summary: Mapping[str, Any]) -> str:
+    """The closing lines of `dlq replay --wait` (stderr; stdout gets the JSON)."""
+    states = summary["by_state"]
+    lines = [
+        f"followed {summary['entries']} entries ({summary['events']} events) for "
+        f"{duration(summary['seconds'])}: {states['delivered']} delivered, "
+        f"{states['dead'] + states['mixed']} dead again, "
+        f"{states['waiting'] + states['unknown']} without an outcome"
+        + (" (timed out)" if summary["timed_out"] else "")
+    ]
+    lines += [f"dead again: {entry_id}" for entry_id in summary["dead_again"]]
+    lines += [f"new dead letter: {entry_id}" for entry_id in summary["new_dead_letters"]]
+    return "\n".join(lines)

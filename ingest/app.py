@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
@@ -31,7 +32,7 @@ from cmrelay.redis_conn import connect_async
 from cmrelay.settings import Settings
 from ingest.errors import IngestRejection, QueueUnavailable
 from ingest.handlers import Answer, Ingest
-from ingest.metrics import CONTENT_TYPE, FLUSH_INTERVAL, IngestMetrics
+from ingest.metrics import CONTENT_TYPE, FLUSH_INTERVAL, METRICS_STATE, IngestMetrics
 from ingest.openapi import build_spec
 from ingest.queue import RETRY_AFTER_UNREACHABLE, QueueWriter
 
@@ -77,9 +78,11 @@ def create_app(settings: Settings, redis_client: aioredis.Redis | None = None) -
     ]
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+    async def lifespan(app: Starlette) -> AsyncIterator[dict[str, Any]]:
         flusher = asyncio.create_task(_flush_forever(client, keys, metrics))
-        yield
+        # The lifespan state is what uvicorn hands each connection's protocol: ingest/protocol.py
+        # counts the connections it refuses on these metrics.
+        yield {METRICS_STATE: metrics}
         flusher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await flusher
@@ -103,6 +106,7 @@ def _answer(
     endpoint: str, handler: Handler, metrics: IngestMetrics
 ) -> Callable[[Request], Awaitable[Response]]:
     async def endpoint_fn(request: Request) -> Response:
+        started = time.perf_counter()
         headers: dict[str, str] = {}
         try:
             status, body = await handler(request)
@@ -127,7 +131,9 @@ def _answer(
             body = {"success": False, "code": "internal_error", "message": "try again later"}
             headers["Retry-After"] = str(RETRY_AFTER_UNREACHABLE)
         metrics.requests.labels(endpoint, outcome).inc()
-        return _json(status, body, headers)
+        response = _json(status, body, headers)
+        metrics.observe(endpoint, status, time.perf_counter() - started)
+        return response
 
     return endpoint_fn
 

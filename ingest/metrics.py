@@ -8,16 +8,19 @@ FLUSH_INTERVAL; GET /metrics flushes first, then serves cmrelay.metrics' relay-w
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Sequence
 
 import redis.asyncio as aioredis
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 
 from cmrelay.keys import Keys
-from cmrelay.metrics_store import CounterBuffer
+from cmrelay.metrics import DURATION, DURATION_SUM, INGEST_DURATION_BUCKETS
+from cmrelay.metrics_store import INF, CounterBuffer, counter_field
 
 CONTENT_TYPE = CONTENT_TYPE_LATEST
 FLUSH_INTERVAL = 1.0  # seconds: a crash loses at most this much of the counts, never events
+METRICS_STATE = "ingest_metrics"  # the app's lifespan state holds its IngestMetrics under this
 
 
 class _Labelled:
@@ -37,7 +40,8 @@ class _Labelled:
 
 
 class IngestMetrics:
-    """Requests by endpoint and outcome; events queued, ignored (by type) and rejected."""
+    """Requests by endpoint and outcome, and how long they took; events queued, ignored (by
+    type) and rejected; connections refused before a request was read (by reason)."""
 
     def __init__(self) -> None:
         self.buffer = CounterBuffer()
@@ -45,6 +49,20 @@ class IngestMetrics:
         self.queued = _Labelled(self.buffer, "ingest_queued")
         self.ignored = _Labelled(self.buffer, "ingest_ignored")
         self.rejected = _Labelled(self.buffer, "ingest_rejected")
+        self.refused = _Labelled(self.buffer, "ingest_refused")
+        self._fields: dict[tuple[str, int, str], tuple[str, str]] = {}
+
+    def observe(self, endpoint: str, status: int, seconds: float) -> None:
+        """One answered request into the duration histogram (in memory, like the counters)."""
+        bucket = duration_bucket(seconds)
+        fields = self._fields.get((endpoint, status, bucket))
+        if fields is None:  # built once per series: this runs on every request
+            status_class = f"{status // 100}xx"
+            fields = (counter_field(DURATION, endpoint, status_class, bucket),
+                      counter_field(DURATION_SUM, endpoint, status_class))  # fmt: skip
+            self._fields[(endpoint, status, bucket)] = fields
+        self.buffer.inc(fields[0])
+        self.buffer.inc(fields[1], amount=round(max(0.0, seconds) * 1e6))
 
     async def flush(self, client: aioredis.Redis, keys: Keys) -> None:
         """Add the buffered counts to Redis; on failure they stay buffered for the next try."""
@@ -59,3 +77,9 @@ class IngestMetrics:
         except BaseException:
             self.buffer.put_back(counts)
             raise
+
+
+def duration_bucket(seconds: float) -> str:
+    """The histogram bucket (its upper bound as text) a request of this duration falls in."""
+    index = bisect.bisect_left(INGEST_DURATION_BUCKETS, seconds)
+    return INF if index == len(INGEST_DURATION_BUCKETS) else repr(INGEST_DURATION_BUCKETS[index])

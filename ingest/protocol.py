@@ -22,6 +22,8 @@ from typing import Any
 import httptools
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from ingest.metrics import METRICS_STATE, IngestMetrics
+
 MAX_HEADER_BYTES = 32 * 1024  # request line + headers; Node allows 16 KiB, nginx 4 x 8 KiB
 MAX_HEADERS = 100
 HEADER_TIMEOUT = 10.0  # seconds from connect, or from a request's first byte, to its last header
@@ -129,6 +131,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         self._deadline = None
         log.debug("ingest: closing a connection whose body is slower than %g s", BODY_TIMEOUT)
         if not self.transport.is_closing():
+            self._count("body_timeout")
             self.transport.close()  # the handler sees a disconnect: nothing is queued
 
     def _refuse(self, status: int, message: str) -> None:
@@ -143,8 +146,15 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
         head = b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\n" % (status, reason)
         head += b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
         if not self.transport.is_closing():
+            self._count("headers_too_large" if status == 431 else "header_timeout")
             self.transport.write(head + body)
             self.transport.close()
+
+    def _count(self, reason: str) -> None:
+        """One refusal on the app's metrics (cmrelay_ingest_refused_total), if it keeps them."""
+        metrics = self.app_state.get(METRICS_STATE)
+        if isinstance(metrics, IngestMetrics):
+            metrics.refused.labels(reason).inc()
 
     def _arm(self, seconds: float, callback: Any) -> None:
         self._disarm()
