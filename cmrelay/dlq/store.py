@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from cmrelay.dlq.entry import STATUS_DEAD, DlqEntry
-from cmrelay.dlq.scan import stats_rows, walk_index
+from cmrelay.dlq.scan import CHUNK_MAX, stats_rows, walk_index
 from cmrelay.dlq.stats import summarize
 from cmrelay.envelope import Envelope
 from cmrelay.errors import InvalidQueryError
@@ -37,6 +37,32 @@ class DlqFilter:
     status_code: int | None = None  # HTTP status of the last response
     error_class: str | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many entries match a filter, and how many of those are still dead."""
+
+    matching: int
+    dead: int
+
+    @property
+    def replayed(self) -> int:
+        """Matching entries already replayed."""
+        return self.matching - self.dead
+
+
+class Match(NamedTuple):
+    """An entry that matches, by the index alone (entry None) or with its body read."""
+
+    id: str
+    status: str
+    entry: DlqEntry | None
+
+
+def _needs_body(f: DlqFilter) -> bool:
+    """True when the filter looks inside entries, not only at the index and the two hashes."""
+    return any(v is not None for v in (f.entity, f.text, f.status_code, f.error_class))
 
 
 @dataclass
@@ -92,17 +118,61 @@ class DeadLetterQueue:
                 raise InvalidQueryError(f"id prefix {prefix!r} is ambiguous: give more characters")
         return matches[0] if matches else None
 
-    def list(self, filters: DlqFilter | None = None) -> builtins.list[DlqEntry]:
-        """Entries matching the filter, newest first; reads the index only until `limit` match."""
+    def list(self, filters: DlqFilter | None = None, offset: int = 0) -> builtins.list[DlqEntry]:
+        """Entries matching the filter, newest first, after the first `offset` matches; walks the
+        index only until `offset + limit` match and reads only the bodies it must."""
         f = filters or DlqFilter()
-        out: builtins.list[DlqEntry] = []
-        for chunk in walk_index(self.client, self.keys.dlq_index, f.until, f.since, f.limit):
-            for entry in self._load(chunk):
-                if _matches(entry, f):
-                    out.append(entry)
-                    if len(out) >= f.limit:
-                        return out
-        return out
+        page: builtins.list[Match] = []
+        for chunk in self._matching(f, offset + f.limit):
+            skipped = min(offset, len(chunk))
+            offset -= skipped
+            page += chunk[skipped:]
+            if len(page) >= f.limit:
+                break
+        page = page[: f.limit]
+        loaded = {e.id: e for e in self._load([m.id for m in page if m.entry is None])}
+        return [e for e in (m.entry or loaded.get(m.id) for m in page) if e is not None]
+
+    def count(self, filters: DlqFilter | None = None) -> Tally:
+        """How many entries match (whatever `limit`): from the index and the status and reason
+        hashes alone unless the filter looks inside entries (entity, text, HTTP status, class)."""
+        f = filters or DlqFilter()
+        if f == DlqFilter(limit=f.limit):  # everything: one read of the status hash, no walk
+            statuses: Any = self.client.hvals(self.keys.dlq_status)
+            return Tally(len(statuses), statuses.count(STATUS_DEAD.encode()))
+        matching = dead = 0
+        for chunk in self._matching(f, CHUNK_MAX):
+            matching += len(chunk)
+            dead += sum(1 for m in chunk if m.status == STATUS_DEAD)
+        return Tally(matching, dead)
+
+    def _matching(self, f: DlqFilter, first: int) -> Iterator[builtins.list[Match]]:
+        """Matches newest first, chunk by chunk: status and reason come from their hashes, and
+        bodies are read only for filters that need them (or entries with no reason recorded)."""
+        body = _needs_body(f)
+        for ids in walk_index(self.client, self.keys.dlq_index, f.until, f.since, first):
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.dlq_status, ids)
+            pipe.hmget(self.keys.dlq_reasons, ids)
+            statuses, reasons = pipe.execute()
+            kept: builtins.list[tuple[str, str, bool]] = []
+            for entry_id, raw_status, raw_reason in zip(ids, statuses, reasons, strict=True):
+                status = raw_status.decode() if raw_status else STATUS_DEAD
+                reason = raw_reason.decode() if raw_reason else None
+                if f.status is not None and status != f.status:
+                    continue
+                if f.reason is not None and reason is not None and reason != f.reason:
+                    continue
+                kept.append((entry_id, status, body or (f.reason is not None and reason is None)))
+            read = {e.id: e for e in self._load([i for i, _, must in kept if must])}
+            chunk = []
+            for entry_id, status, must in kept:
+                entry = read.get(entry_id)
+                if not must:
+                    chunk.append(Match(entry_id, status, None))
+                elif entry is not None and _matches(entry, f):
+                    chunk.append(Match(entry_id, status, entry))
+            yield chunk
 
     def replay(self, ids: Iterable[str]) -> builtins.list[str]:
         """Re-queue each entry's envelopes past dedupe, once; returns the ids replayed now."""
