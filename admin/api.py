@@ -19,6 +19,7 @@ from admin.bodies import BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
+from cmrelay.dlq.store import DlqFilter
 from cmrelay.entity_view import entity_view
 from cmrelay.errors import InvalidQueryError
 from cmrelay.keys import ENTITY_PREFIX
@@ -82,7 +83,7 @@ async def _refused(ctx: AdminContext, request: Request) -> Response | None:
 
 
 def _query_filter(request: Request) -> Any:
-    params = {k: v for k, v in request.query_params.items()}
+    params = {k: v for k, v in request.query_params.items() if k != "offset"}
     return q.build_filter(params, time.time())
 
 
@@ -123,11 +124,25 @@ async def stats(request: Request, ctx: AdminContext) -> Response:
     return json_response(await run_in_threadpool(ctx.dlq.stats))
 
 
+def _page(ctx: AdminContext, flt: DlqFilter, offset: int) -> dict[str, Any]:
+    """One page of list records and the totals of everything the filter matches."""
+    tally = ctx.dlq.count(flt)
+    entries = ctx.dlq.list(flt, offset)
+    return {
+        "entries": [q.summary(e, ctx.settings) for e in entries],
+        "total": tally.matching,
+        "dead": tally.dead,
+        "replayed": tally.replayed,
+        "offset": offset,
+        "limit": flt.limit,
+    }
+
+
 async def listing(request: Request, ctx: AdminContext) -> Response:
-    """GET /api/dlq?reason=&status=&entity=&since=&until=&text=&error_class=&limit=."""
+    """GET /api/dlq?reason=&status=&entity=&since=&until=&text=&error_class=&limit=&offset=."""
     flt = _query_filter(request)
-    entries = await run_in_threadpool(ctx.dlq.list, flt)
-    return json_response({"entries": [q.summary(e, ctx.settings) for e in entries]})
+    offset = q.parse_offset(request.query_params.get("offset"))
+    return json_response(await run_in_threadpool(_page, ctx, flt, offset))
 
 
 async def show(request: Request, ctx: AdminContext) -> Response:

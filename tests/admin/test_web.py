@@ -85,7 +85,10 @@ def test_bulk_replay_and_purge_follow_the_filters(
     assert all(dlq.get(i) is None for i in gone) and dlq.get(keep) is not None
     assert browser_like.get("/purge").status_code == 400  # no filter: not offered
     assert browser_like.post("/purge", data={"csrf": csrf}).status_code == 400
-    assert browser_like.post("/replay", data={"csrf": csrf}).status_code == 303  # all
+    assert browser_like.post("/replay", data={"csrf": csrf}).status_code == 400  # no filter
+    assert browser_like.get("/replay").status_code == 400 and queued(dlq) == []
+    replay = browser_like.post("/replay", data={"csrf": csrf, "status": "503"})
+    assert replay.status_code == 303 and "n=1" in replay.headers["location"]
     assert len(queued(dlq)) == 1
 
 
