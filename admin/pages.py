@@ -23,14 +23,15 @@ table{border-collapse:collapse;width:100%}
 td,th{border-bottom:1px solid #ddd;padding:.3em .5em;text-align:left;vertical-align:top}
 th{background:#f4f4f4}pre{background:#f6f6f6;padding:.5em;overflow:auto;max-height:30em;
 white-space:pre-wrap;overflow-wrap:anywhere}
-.scroll{overflow-x:auto;max-width:100%}.facts td{overflow-wrap:anywhere}
+.scroll{overflow-x:auto;max-width:100%}.facts td,h1,p{overflow-wrap:anywhere}
 .notice{background:#e8f5e9;padding:.5em 1em}.error{background:#fdecea;padding:.5em 1em}
 form.filters{display:flex;flex-wrap:wrap;gap:.5em 1em;align-items:flex-end}
 form.filters label{display:flex;flex-direction:column;font-size:12px;color:#555}
 form.filters input,form.filters select{width:11em;max-width:100%;font-size:14px}
 .danger{background:#c62828;color:#fff}button{padding:.3em .8em;cursor:pointer}.muted{color:#777}
 .pager{display:flex;flex-wrap:wrap;gap:.5em 1em;align-items:center}
-.chart{width:100%;max-width:720px;height:auto;display:block;background:#fafafa}
+.chart{width:100%;max-width:640px;height:auto;display:block;background:#fafafa}
+td.err{overflow-wrap:anywhere;min-width:14em}.nowrap{white-space:nowrap}
 .counts div{margin:.1em 0}.replay{font-weight:bold}.replay-dead{color:#c62828}
 .replay-delivered{color:#2e7d32}
 """
@@ -178,10 +179,11 @@ def _row(r: Mapping[str, Any]) -> str:
     status = e(r["status"]) + (f"<br>{outcome}" if outcome else "")
     return (
         f'<tr><td><a href="/entries/{e(r["id"])}">{e(r["id"][:12])}</a></td>'
-        f"<td>{e(r['dead_lettered_at'])}</td><td>{entity_links(str(r['entity']))}</td>"
+        f'<td class="nowrap">{e(r["dead_lettered_at"])}</td>'
+        f"<td>{entity_links(str(r['entity']))}</td>"
         f"<td>{e(r['reason'])}</td><td>{status}</td><td>{e(r['status_code'] or '-')}</td>"
         f"<td>{e(r['events'])}</td><td>{e(r['attempts'])}</td>"
-        f"<td>{e(str(r['last_error'])[:120])}</td></tr>"
+        f'<td class="err">{e(str(r["last_error"])[:120])}</td></tr>'
     )
 
 
