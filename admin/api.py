@@ -126,8 +126,7 @@ async def stats(request: Request, ctx: AdminContext) -> Response:
 
 def _page(ctx: AdminContext, flt: DlqFilter, offset: int) -> dict[str, Any]:
     """One page of list records and the totals of everything the filter matches."""
-    tally = ctx.dlq.count(flt)
-    entries = ctx.dlq.list(flt, offset)
+    entries, tally = ctx.dlq.page(flt, offset)
     return {
         "entries": [q.summary(e, ctx.settings) for e in entries],
         "total": tally.matching,

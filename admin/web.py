@@ -173,8 +173,7 @@ def _list_view(ctx: AdminContext, params: dict[str, str], limit: int, offset: in
     """Blocking reads of the list page, in one thread: stats first (it trims past retention)."""
     flt = q.build_filter(params, time.time(), limit=limit)
     stats = ctx.dlq.stats()
-    tally = ctx.dlq.count(flt)
-    entries = ctx.dlq.list(flt, offset)
+    entries, tally = ctx.dlq.page(flt, offset)
     states = _replay_states(ctx, entries)
     rows = [_with_replay(q.summary(e, ctx.settings), states) for e in entries]
     window = paging.Window(offset, limit, tally.matching)

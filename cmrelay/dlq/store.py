@@ -146,32 +146,52 @@ class DeadLetterQueue:
             dead += sum(1 for m in chunk if m.status == STATUS_DEAD)
         return Tally(matching, dead)
 
+    def page(
+        self, filters: DlqFilter | None = None, offset: int = 0
+    ) -> tuple[builtins.list[DlqEntry], Tally]:
+        """`list(filters, offset)` and `count(filters)` together, in one walk of the index when
+        the filter must read bodies anyway (holding only the page's entries)."""
+        f = filters or DlqFilter()
+        if not _needs_body(f):  # the count reads ids and hashes: two walks cost less than one
+            return self.list(f, offset), self.count(f)
+        window: builtins.list[DlqEntry] = []
+        matching = dead = 0
+        for chunk in self._matching(f, CHUNK_MAX):
+            for m in chunk:
+                if m.entry is not None and offset <= matching < offset + f.limit:
+                    window.append(m.entry)
+                matching += 1
+                dead += m.status == STATUS_DEAD
+        return window, Tally(matching, dead)
+
     def _matching(self, f: DlqFilter, first: int) -> Iterator[builtins.list[Match]]:
-        """Matches newest first, chunk by chunk: status and reason come from their hashes, and
-        bodies are read only for filters that need them (or entries with no reason recorded)."""
-        body = _needs_body(f)
+        """Matches newest first, chunk by chunk. Bodies are read only for filters that look
+        inside entries (or entries with no reason recorded); otherwise status and reason come
+        from their hashes, so counting 100k entries moves ids, not 200 MB of JSON."""
         for ids in walk_index(self.client, self.keys.dlq_index, f.until, f.since, first):
+            if _needs_body(f):
+                yield [Match(e.id, e.status, e) for e in self._load(ids) if _matches(e, f)]
+                continue
             pipe = self.client.pipeline(transaction=False)
             pipe.hmget(self.keys.dlq_status, ids)
-            pipe.hmget(self.keys.dlq_reasons, ids)
-            statuses, reasons = pipe.execute()
-            kept: builtins.list[tuple[str, str, bool]] = []
+            if f.reason is not None:
+                pipe.hmget(self.keys.dlq_reasons, ids)
+            statuses, *found = pipe.execute()
+            reasons = found[0] if found else [None] * len(ids)
+            chunk: builtins.list[Match] = []
+            unknown: builtins.list[str] = []  # stored without a reason field: read the body
             for entry_id, raw_status, raw_reason in zip(ids, statuses, reasons, strict=True):
                 status = raw_status.decode() if raw_status else STATUS_DEAD
-                reason = raw_reason.decode() if raw_reason else None
                 if f.status is not None and status != f.status:
                     continue
-                if f.reason is not None and reason is not None and reason != f.reason:
-                    continue
-                kept.append((entry_id, status, body or (f.reason is not None and reason is None)))
-            read = {e.id: e for e in self._load([i for i, _, must in kept if must])}
-            chunk = []
-            for entry_id, status, must in kept:
-                entry = read.get(entry_id)
-                if not must:
+                if f.reason is not None and raw_reason is None:
+                    unknown.append(entry_id)
+                elif f.reason is None or raw_reason.decode() == f.reason:
                     chunk.append(Match(entry_id, status, None))
-                elif entry is not None and _matches(entry, f):
-                    chunk.append(Match(entry_id, status, entry))
+            if unknown:
+                chunk += [Match(e.id, e.status, e) for e in self._load(unknown) if _matches(e, f)]
+                order = {i: n for n, i in enumerate(ids)}
+                chunk.sort(key=lambda m: order[m.id])
             yield chunk
 
     def replay(self, ids: Iterable[str]) -> builtins.list[str]:

@@ -68,6 +68,20 @@ def test_counts_match_the_list_and_split_dead_from_replayed(dlq: DeadLetterQueue
         assert dlq.count(flt).matching == len(dlq.list(replace(flt, limit=1000)))
 
 
+def test_a_page_and_its_totals_in_one_call_agree_with_list_and_count(
+    dlq: DeadLetterQueue,
+) -> None:
+    ids = _seed(dlq, 40, time.time())
+    dlq.replay(ids[:6])
+    for flt in (DlqFilter(entity="customer:p", limit=4), DlqFilter(reason=REASON_EXPIRED, limit=4),
+                DlqFilter(text="boom", status="dead", limit=7), DlqFilter(limit=3)):  # fmt: skip
+        for offset in (0, 5, 100):
+            entries, tally = dlq.page(flt, offset)
+            assert [e.id for e in entries] == [e.id for e in dlq.list(flt, offset)]
+            assert tally == dlq.count(flt)
+    assert dlq.page(DlqFilter(entity="customer:p", limit=4), 4)[1] == Tally(14, 12)
+
+
 def test_counting_by_reason_status_or_time_reads_no_entry_bodies(dlq: DeadLetterQueue) -> None:
     now = time.time()
     _seed(dlq, 600, now)
