@@ -149,6 +149,7 @@ def test_the_list_pages_fits_the_viewport_and_its_chart_filters_and_pager_work(
         totals = page.locator(".pager .totals").first
         expect(totals).to_have_text("1\u201350 of 60 matching · 57 dead, 3 replayed")
         expect(page.locator("tbody tr")).to_have_count(50)
+        expect(page.get_by_role("link", name="Replay all matching…")).to_have_count(0)
 
         chart = page.get_by_role("img", name=re.compile("Dead letters per hour"))
         expect(chart).to_be_visible()
