@@ -19,8 +19,9 @@ from admin.bodies import BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
-from cmrelay.dlq.entry import STATUS_REPLAYED, DlqEntry
-from cmrelay.dlq.follow import read_replay_states
+from cmrelay.dlq.entry import DlqEntry
+from cmrelay.dlq.follow import read_replayed_states
+from cmrelay.dlq.store import DlqFilter
 from cmrelay.entity_view import entity_view
 from cmrelay.errors import InvalidQueryError
 from cmrelay.keys import ENTITY_PREFIX
@@ -84,7 +85,7 @@ async def _refused(ctx: AdminContext, request: Request) -> Response | None:
 
 
 def _query_filter(request: Request) -> Any:
-    params = {k: v for k, v in request.query_params.items()}
+    params = {k: v for k, v in request.query_params.items() if k != "offset"}
     return q.build_filter(params, time.time())
 
 
@@ -126,8 +127,7 @@ def _views(
     """Each entry's view; a replayed one gains "replay", what became of its events
     (cmrelay/dlq/follow.py), read for the whole page in one pipelined call."""
     rows = [view(e, ctx.settings) for e in entries]
-    replayed = [e for e in entries if e.status == STATUS_REPLAYED]
-    states = read_replay_states(ctx.dlq.client, ctx.dlq.keys, replayed) if replayed else {}
+    states = read_replayed_states(ctx.dlq.client, ctx.dlq.keys, entries)
     for row, entry in zip(rows, entries, strict=True):
         if entry.id in states:
             row["replay"] = states[entry.id]
@@ -139,11 +139,24 @@ async def stats(request: Request, ctx: AdminContext) -> Response:
     return json_response(await run_in_threadpool(ctx.dlq.stats))
 
 
+def _page(ctx: AdminContext, flt: DlqFilter, offset: int) -> dict[str, Any]:
+    """One page of list records and the totals of everything the filter matches."""
+    entries, tally = ctx.dlq.page(flt, offset)
+    return {
+        "entries": _views(ctx, entries, q.summary),
+        "total": tally.matching,
+        "dead": tally.dead,
+        "replayed": tally.replayed,
+        "offset": offset,
+        "limit": flt.limit,
+    }
+
+
 async def listing(request: Request, ctx: AdminContext) -> Response:
-    """GET /api/dlq?reason=&status=&entity=&since=&until=&text=&error_class=&limit=."""
+    """GET /api/dlq?reason=&status=&entity=&since=&until=&text=&error_class=&limit=&offset=."""
     flt = _query_filter(request)
-    entries = await run_in_threadpool(ctx.dlq.list, flt)
-    return json_response({"entries": await run_in_threadpool(_views, ctx, entries, q.summary)})
+    offset = q.parse_offset(request.query_params.get("offset"))
+    return json_response(await run_in_threadpool(_page, ctx, flt, offset))
 
 
 async def show(request: Request, ctx: AdminContext) -> Response:

@@ -13,13 +13,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from admin import pages
+from admin import pages, paging
 from admin.auth import COOKIE, SESSION_SECONDS, csrf_ok, csrf_token, session_id
 from admin.auth import token_matches as _token_matches
 from admin.bodies import LOGIN_MAX, BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
+from cmrelay.dlq.entry import STATUS_REPLAYED, DlqEntry
+from cmrelay.dlq.store import DlqFilter, Tally
 from cmrelay.entity_view import entity_view, render_entity
 from cmrelay.errors import InvalidQueryError
 from cmrelay.keys import ENTITY_PREFIX
@@ -144,19 +146,53 @@ async def logout(request: Request, ctx: AdminContext) -> Response:
     return response
 
 
+def _replay_states(ctx: AdminContext, entries: list[DlqEntry]) -> dict[str, dict[str, Any]]:
+    """Entry id -> what its replay became, for the replayed ones among `entries`:
+    {"state": "waiting"|"delivered"|"dead"|"mixed"|"unknown", "counts": {outcome: n},
+    "dead_letter_ids": [...]}. Returns {} until branch ops-cli's cmrelay.dlq.follow fills it
+    (wired at merge); pages.replay_outcome renders whatever it returns."""
+    return {}
+
+
+def _with_replay(row: dict[str, Any], states: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    if row["status"] == STATUS_REPLAYED and row["id"] in states:
+        row["replay"] = states[row["id"]]
+    return row
+
+
+def replay_refusal(flt: DlqFilter, tally: Tally) -> str | None:
+    """Why "replay all matching" is not offered (and refused) for this selection, else None."""
+    if q.is_empty(flt):
+        return "filter the list first: replaying everything is not offered here (CLI: --all)"
+    if tally.dead == 0:
+        return "nothing to replay: no matching entry is still dead"
+    return None
+
+
+def _list_view(ctx: AdminContext, params: dict[str, str], limit: int, offset: int) -> pages.Listing:
+    """Blocking reads of the list page, in one thread: stats first (it trims past retention)."""
+    flt = q.build_filter(params, time.time(), limit=limit)
+    stats = ctx.dlq.stats()
+    entries, tally = ctx.dlq.page(flt, offset)
+    states = _replay_states(ctx, entries)
+    rows = [_with_replay(q.summary(e, ctx.settings), states) for e in entries]
+    window = paging.Window(offset, limit, tally.matching)
+    offer = replay_refusal(flt, tally) is None
+    return pages.Listing(rows, stats, params, window, tally.dead, offer)
+
+
 async def listing(request: Request, ctx: AdminContext) -> Response:
-    """GET /: filters, the matching entries, counts and the per-hour chart."""
+    """GET /: filters, the chart and counts, one page of matching entries with totals."""
     params = _filters(dict(request.query_params))
-    flt = q.build_filter(params, time.time(), limit=200)
-    entries = await run_in_threadpool(ctx.dlq.list, flt)
-    stats = await run_in_threadpool(ctx.dlq.stats)
+    limit = paging.page_size(request.query_params.get("limit"))
+    offset = q.parse_offset(request.query_params.get("offset"))
+    view = await run_in_threadpool(_list_view, ctx, params, limit, offset)
     notice = NOTICES.get(request.query_params.get("done", ""), "")
     if request.query_params.get("done") == "bulk":
         count = request.query_params.get("n", "")
         # Only a plain count is shown: the URL is anyone's to write.
         notice = f"Done: {count} entries." if count.isascii() and count.isdigit() else "Done."
-    rows = [q.summary(e, ctx.settings) for e in entries]
-    return html(pages.list_page(rows, stats, params, csrf_token(ctx.token, request), notice))
+    return html(pages.list_page(view, csrf_token(ctx.token, request), notice))
 
 
 def _not_found(ctx: AdminContext, request: Request) -> Response:
@@ -191,6 +227,8 @@ async def entry(request: Request, ctx: AdminContext) -> Response:
         return _not_found(ctx, request)
     notice = NOTICES.get(request.query_params.get("done", ""), "")
     view = q.detail(found, ctx.settings)
+    states = await run_in_threadpool(_replay_states, ctx, [found])
+    view = _with_replay(view, states)
     return html(pages.entry_page(view, csrf_token(ctx.token, request), notice))
 
 
@@ -202,10 +240,12 @@ def _confirm(kind: str, bulk: bool) -> Page:
         if bulk:
             params = _filters(dict(request.query_params))
             flt = q.build_filter(params, time.time(), q.MAX_SELECTION)
-            if q.is_empty(flt) and kind == "purge":
-                raise InvalidQueryError("filter the list first: purging everything is not offered")
-            count = len((await run_in_threadpool(q.select, ctx.dlq, (), flt)).entries)
-            what, action, hidden = f"{count} matching entries", f"/{kind}", params
+            tally = await run_in_threadpool(_bulk_allowed, ctx, kind, flt)
+            if kind == "replay":
+                what = f"the {tally.dead:,} matching entries still dead"
+            else:
+                what = f"{min(tally.matching, q.MAX_SELECTION):,} matching entries"
+            action, hidden = f"/{kind}", params
             cancel = "/?" + urlencode(params)
         else:
             entry_id = request.path_params["entry_id"]
@@ -241,14 +281,25 @@ async def purge_one(request: Request, ctx: AdminContext) -> Response:
     return _see("/?done=purged")
 
 
+def _bulk_allowed(ctx: AdminContext, kind: str, flt: DlqFilter) -> Tally:
+    """The selection's totals; InvalidQueryError when the page does not offer this bulk action:
+    purge without a filter, replay without a filter or with nothing still dead."""
+    if kind == "purge" and q.is_empty(flt):
+        raise InvalidQueryError("filter the list first: purging everything is not offered")
+    tally = ctx.dlq.count(flt)
+    refused = replay_refusal(flt, tally) if kind == "replay" else None
+    if refused:
+        raise InvalidQueryError(refused)
+    return tally
+
+
 def _bulk(kind: str) -> Page:
     """POST /replay or /purge with the filters carried by the confirmation form."""
 
     async def run(request: Request, ctx: AdminContext) -> Response:
         params = _filters(request.state.form)
         flt = q.build_filter(params, time.time(), q.MAX_SELECTION)
-        if q.is_empty(flt) and kind == "purge":
-            raise InvalidQueryError("filter the list first: purging everything is not offered")
+        await run_in_threadpool(_bulk_allowed, ctx, kind, flt)
         selection = await run_in_threadpool(q.select, ctx.dlq, (), flt)
         if kind == "replay":
             n = len((await run_in_threadpool(q.replay, ctx.dlq, selection)).replayed)

@@ -1,4 +1,5 @@
-"""DLQ benchmark: `list --limit 50`, a filtered list and `stats` at 1k/10k/100k dead letters.
+"""DLQ benchmark: `list --limit 50`, a filtered list, a deep page, counts and `stats` at
+1k/10k/100k dead letters.
 
     python bench/dlq.py [--sizes 1000,10000,100000] [--max-seconds 300]
 
@@ -21,7 +22,6 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import redis  # noqa: E402
-from tests.worker.conftest import envelope  # noqa: E402
 
 from bench.ingest import machine  # noqa: E402
 from cmrelay.dlq.entry import REASON_EXPIRED, DlqEntry, new_entry  # noqa: E402
@@ -29,6 +29,7 @@ from cmrelay.dlq.stats import summarize  # noqa: E402
 from cmrelay.dlq.store import DeadLetterQueue, DlqFilter  # noqa: E402
 from cmrelay.keys import Keys  # noqa: E402
 from cmrelay.redis_server import PrivateRedis  # noqa: E402
+from tests.support.events import envelope  # noqa: E402
 
 
 def seed(dlq: DeadLetterQueue, start: int, stop: int, now: float) -> None:
@@ -45,6 +46,7 @@ def seed(dlq: DeadLetterQueue, start: int, stop: int, now: float) -> None:
             entry = replace(base, id=f"b{i:07d}", entity=f"customer:u{i}", dead_lettered_at=now - i)
             pipe.set(dlq.keys.dlq_entry(entry.id), entry.to_json(), ex=86400 * 30)
             pipe.hset(dlq.keys.dlq_status, entry.id, "dead")
+            pipe.hset(dlq.keys.dlq_reasons, entry.id, entry.reason)
             pipe.zadd(dlq.keys.dlq_index, {entry.id: entry.dead_lettered_at})
         pipe.execute()
 
@@ -88,8 +90,9 @@ def main() -> None:
     now = time.time()
     print(f"machine: {machine()}")
     heads = ["entries", "list --limit 50", "list --entity (last entry)", "stats"]
-    print("| " + " | ".join([*heads, "before: list", "before: stats"]) + " |")
-    print("|---|---|---|---|---|---|")
+    pages = ["page at offset 5,000", "count (all)", "count --reason --since 12h"]
+    print("| " + " | ".join([*heads, "before: list", "before: stats", *pages]) + " |")
+    print("|---|---|---|---|---|---|---|---|---|")
     seeded = 0
     try:
         for size in (int(s) for s in args.sizes.split(",")):
@@ -99,12 +102,16 @@ def main() -> None:
             seed(dlq, seeded, size, now)
             seeded = size
             last = DlqFilter(entity=f"customer:u{size - 1}", limit=50)
+            recent = DlqFilter(reason=REASON_EXPIRED, since=now - 12 * 3600)
             cells = [
                 best_ms(lambda: dlq.list(DlqFilter(limit=50))),
                 best_ms(lambda f=last: dlq.list(f), runs=1),
                 best_ms(lambda: dlq.stats(now=now), runs=1),
                 best_ms(lambda: before_list(dlq, 50)),
                 best_ms(lambda: before_stats(dlq, now), runs=1),
+                best_ms(lambda: dlq.list(DlqFilter(limit=50), offset=5000)),
+                best_ms(dlq.count),
+                best_ms(lambda f=recent: dlq.count(f)),
             ]
             print(f"| {size:,} | " + " | ".join(f"{c:,.0f} ms" for c in cells) + " |", flush=True)
     finally:

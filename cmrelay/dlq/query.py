@@ -19,7 +19,7 @@ from cmrelay.dlq.entry import (
     DlqEntry,
 )
 from cmrelay.dlq.store import DeadLetterQueue, DlqFilter
-from cmrelay.errors import InvalidQueryError
+from cmrelay.errors import InvalidQueryError, PermanentDeliveryError, RetryableDeliveryError
 from cmrelay.keys import ENTITY_PREFIX
 from cmrelay.masking import Masker
 from cmrelay.settings import Settings
@@ -30,7 +30,17 @@ MAX_SELECTION = 100_000  # replay/purge by filter: bounded so one request cannot
 FILTER_NAMES = ("reason", "status", "entity", "since", "until", "text", "error_class", "limit")
 
 
+# The known values of the filters, for the CLI's checks and the admin page's choices alike.
 REASONS = (REASON_PERMANENT, REASON_EXPIRED, REASON_PARTIAL)
+STATUSES = (STATUS_DEAD, STATUS_REPLAYED)
+# What the worker dead-letters with ("PartialDelivery": a partial delivery without an error).
+# Any other exception is recorded under its class name, so this set is a floor, not a check.
+ERROR_CLASSES = (
+    PermanentDeliveryError.__name__,
+    RetryableDeliveryError.__name__,
+    "PartialDelivery",
+)
+MAX_OFFSET = 10_000_000  # far past any DLQ_RETENTION's worth of entries
 
 
 def parse_duration(text: str) -> float:
@@ -61,7 +71,7 @@ def build_filter(params: Mapping[str, str | None], now: float, limit: int = 100)
     raw_status = p.get("status")
     status_code = int(raw_status) if raw_status and _is_number(raw_status) else None
     status = None if status_code is not None else raw_status
-    if status not in (None, STATUS_DEAD, STATUS_REPLAYED):
+    if status is not None and status not in STATUSES:
         raise InvalidQueryError(f"status must be dead, replayed or an HTTP code, not {status!r}")
     reason = p.get("reason")
     if reason is not None and reason not in REASONS:
@@ -85,6 +95,16 @@ def build_filter(params: Mapping[str, str | None], now: float, limit: int = 100)
         error_class=p.get("error_class"),
         limit=limit,
     )
+
+
+def parse_offset(text: str | None) -> int:
+    """How many matches a page skips: a whole number from 0 ("" or None: 0)."""
+    raw = (text or "").strip()
+    if not raw:
+        return 0
+    if not _is_number(raw) or int(raw) > MAX_OFFSET:
+        raise InvalidQueryError(f"offset must be a whole number from 0 to {MAX_OFFSET}")
+    return int(raw)
 
 
 def _is_number(text: str) -> bool:

@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import builtins
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 import redis
 
 from cmrelay.dlq.entry import STATUS_DEAD, DlqEntry
-from cmrelay.dlq.scan import stats_rows, walk_index
+from cmrelay.dlq.scan import CHUNK_MAX, stats_rows, walk_index
 from cmrelay.dlq.stats import summarize
 from cmrelay.envelope import Envelope
 from cmrelay.errors import InvalidQueryError
@@ -37,6 +37,32 @@ class DlqFilter:
     status_code: int | None = None  # HTTP status of the last response
     error_class: str | None = None
     limit: int = 100
+
+
+@dataclass(frozen=True)
+class Tally:
+    """How many entries match a filter, and how many of those are still dead."""
+
+    matching: int
+    dead: int
+
+    @property
+    def replayed(self) -> int:
+        """Matching entries already replayed."""
+        return self.matching - self.dead
+
+
+class Match(NamedTuple):
+    """An entry that matches, by the index alone (entry None) or with its body read."""
+
+    id: str
+    status: str
+    entry: DlqEntry | None
+
+
+def _needs_body(f: DlqFilter) -> bool:
+    """True when the filter looks inside entries, not only at the index and the two hashes."""
+    return any(v is not None for v in (f.entity, f.text, f.status_code, f.error_class))
 
 
 @dataclass
@@ -92,17 +118,81 @@ class DeadLetterQueue:
                 raise InvalidQueryError(f"id prefix {prefix!r} is ambiguous: give more characters")
         return matches[0] if matches else None
 
-    def list(self, filters: DlqFilter | None = None) -> builtins.list[DlqEntry]:
-        """Entries matching the filter, newest first; reads the index only until `limit` match."""
+    def list(self, filters: DlqFilter | None = None, offset: int = 0) -> builtins.list[DlqEntry]:
+        """Entries matching the filter, newest first, after the first `offset` matches; walks the
+        index only until `offset + limit` match and reads only the bodies it must."""
         f = filters or DlqFilter()
-        out: builtins.list[DlqEntry] = []
-        for chunk in walk_index(self.client, self.keys.dlq_index, f.until, f.since, f.limit):
-            for entry in self._load(chunk):
-                if _matches(entry, f):
-                    out.append(entry)
-                    if len(out) >= f.limit:
-                        return out
-        return out
+        page: builtins.list[Match] = []
+        for chunk in self._matching(f, offset + f.limit):
+            skipped = min(offset, len(chunk))
+            offset -= skipped
+            page += chunk[skipped:]
+            if len(page) >= f.limit:
+                break
+        page = page[: f.limit]
+        loaded = {e.id: e for e in self._load([m.id for m in page if m.entry is None])}
+        return [e for e in (m.entry or loaded.get(m.id) for m in page) if e is not None]
+
+    def count(self, filters: DlqFilter | None = None) -> Tally:
+        """How many entries match (whatever `limit`): from the index and the status and reason
+        hashes alone unless the filter looks inside entries (entity, text, HTTP status, class)."""
+        f = filters or DlqFilter()
+        if f == DlqFilter(limit=f.limit):  # everything: one read of the status hash, no walk
+            statuses: Any = self.client.hvals(self.keys.dlq_status)
+            return Tally(len(statuses), statuses.count(STATUS_DEAD.encode()))
+        matching = dead = 0
+        for chunk in self._matching(f, CHUNK_MAX):
+            matching += len(chunk)
+            dead += sum(1 for m in chunk if m.status == STATUS_DEAD)
+        return Tally(matching, dead)
+
+    def page(
+        self, filters: DlqFilter | None = None, offset: int = 0
+    ) -> tuple[builtins.list[DlqEntry], Tally]:
+        """`list(filters, offset)` and `count(filters)` together, in one walk of the index when
+        the filter must read bodies anyway (holding only the page's entries)."""
+        f = filters or DlqFilter()
+        if not _needs_body(f):  # the count reads ids and hashes: two walks cost less than one
+            return self.list(f, offset), self.count(f)
+        window: builtins.list[DlqEntry] = []
+        matching = dead = 0
+        for chunk in self._matching(f, CHUNK_MAX):
+            for m in chunk:
+                if m.entry is not None and offset <= matching < offset + f.limit:
+                    window.append(m.entry)
+                matching += 1
+                dead += m.status == STATUS_DEAD
+        return window, Tally(matching, dead)
+
+    def _matching(self, f: DlqFilter, first: int) -> Iterator[builtins.list[Match]]:
+        """Matches newest first, chunk by chunk. Bodies are read only for filters that look
+        inside entries (or entries with no reason recorded); otherwise status and reason come
+        from their hashes, so counting 100k entries moves ids, not 200 MB of JSON."""
+        for ids in walk_index(self.client, self.keys.dlq_index, f.until, f.since, first):
+            if _needs_body(f):
+                yield [Match(e.id, e.status, e) for e in self._load(ids) if _matches(e, f)]
+                continue
+            pipe = self.client.pipeline(transaction=False)
+            pipe.hmget(self.keys.dlq_status, ids)
+            if f.reason is not None:
+                pipe.hmget(self.keys.dlq_reasons, ids)
+            statuses, *found = pipe.execute()
+            reasons = found[0] if found else [None] * len(ids)
+            chunk: builtins.list[Match] = []
+            unknown: builtins.list[str] = []  # stored without a reason field: read the body
+            for entry_id, raw_status, raw_reason in zip(ids, statuses, reasons, strict=True):
+                status = raw_status.decode() if raw_status else STATUS_DEAD
+                if f.status is not None and status != f.status:
+                    continue
+                if f.reason is not None and raw_reason is None:
+                    unknown.append(entry_id)
+                elif f.reason is None or raw_reason.decode() == f.reason:
+                    chunk.append(Match(entry_id, status, None))
+            if unknown:
+                chunk += [Match(e.id, e.status, e) for e in self._load(unknown) if _matches(e, f)]
+                order = {i: n for n, i in enumerate(ids)}
+                chunk.sort(key=lambda m: order[m.id])
+            yield chunk
 
     def replay(self, ids: Iterable[str]) -> builtins.list[str]:
         """Re-queue each entry's envelopes past dedupe, once; returns the ids replayed now."""

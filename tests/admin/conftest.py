@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import replace
 
+import httpx
 import pytest
 import redis
 
@@ -57,3 +59,19 @@ def queued(dlq: DeadLetterQueue) -> list[bytes]:
     """The envelopes on the ingest queue."""
     client: redis.Redis = dlq.client
     return list(client.lrange(dlq.keys.ingest_queue, 0, MAX_SELECTION))
+
+
+@pytest.fixture
+def browser_like(admin_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client that keeps cookies, logged in with the admin token."""
+    with httpx.Client(base_url=admin_url, timeout=10) as client:
+        answer = client.post("/login", data={"token": TOKEN})
+        assert answer.status_code == 303 and answer.headers["location"] == "/"
+        yield client
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token of a page's forms."""
+    match = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
+    assert match is not None
+    return match.group(1)

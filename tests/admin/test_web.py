@@ -2,30 +2,11 @@
 
 from __future__ import annotations
 
-import re
-from collections.abc import Iterator
-
 import httpx
-import pytest
 
 from cmrelay.dlq.store import DeadLetterQueue
 
-from .conftest import API_KEY, TOKEN, add_entry, queued
-
-
-@pytest.fixture
-def browser_like(admin_url: str) -> Iterator[httpx.Client]:
-    """An HTTP client that keeps cookies, logged in with the admin token."""
-    with httpx.Client(base_url=admin_url, timeout=10) as client:
-        answer = client.post("/login", data={"token": TOKEN})
-        assert answer.status_code == 303 and answer.headers["location"] == "/"
-        yield client
-
-
-def _csrf(html: str) -> str:
-    match = re.search(r'name="csrf" value="([0-9a-f]+)"', html)
-    assert match is not None
-    return match.group(1)
+from .conftest import API_KEY, TOKEN, add_entry, csrf_of, queued
 
 
 def test_pages_need_a_session_and_a_wrong_token_is_refused(admin_url: str) -> None:
@@ -59,11 +40,11 @@ def test_posts_without_the_csrf_token_change_nothing(
     assert queued(dlq) == [] and dlq.get(entry_id) is not None
 
 
-def test_confirmed_replay_and_purge_with_csrf(
+def test_confirmed_replay_and_purge_withcsrf_of(
     browser_like: httpx.Client, dlq: DeadLetterQueue
 ) -> None:
     entry_id = add_entry(dlq, "ok")
-    csrf = _csrf(browser_like.get(f"/entries/{entry_id}/replay").text)
+    csrf = csrf_of(browser_like.get(f"/entries/{entry_id}/replay").text)
     done = browser_like.post(f"/entries/{entry_id}/replay", data={"csrf": csrf})
     assert done.status_code == 303 and done.headers["location"].endswith("?done=replayed")
     again = browser_like.post(f"/entries/{entry_id}/replay", data={"csrf": csrf})
@@ -79,13 +60,16 @@ def test_bulk_replay_and_purge_follow_the_filters(
     gone = [add_entry(dlq, f"g{n}") for n in range(3)]
     confirm = browser_like.get("/purge", params={"status": "422"})
     assert "Delete 3 matching entries" in confirm.text
-    csrf = _csrf(confirm.text)
+    csrf = csrf_of(confirm.text)
     done = browser_like.post("/purge", data={"csrf": csrf, "status": "422"})
     assert done.status_code == 303 and "n=3" in done.headers["location"]
     assert all(dlq.get(i) is None for i in gone) and dlq.get(keep) is not None
     assert browser_like.get("/purge").status_code == 400  # no filter: not offered
     assert browser_like.post("/purge", data={"csrf": csrf}).status_code == 400
-    assert browser_like.post("/replay", data={"csrf": csrf}).status_code == 303  # all
+    assert browser_like.post("/replay", data={"csrf": csrf}).status_code == 400  # no filter
+    assert browser_like.get("/replay").status_code == 400 and queued(dlq) == []
+    replay = browser_like.post("/replay", data={"csrf": csrf, "status": "503"})
+    assert replay.status_code == 303 and "n=1" in replay.headers["location"]
     assert len(queued(dlq)) == 1
 
 
@@ -117,7 +101,7 @@ def test_pages_carry_security_headers_and_bad_input_is_a_400_page(
 
 
 def test_logout_ends_the_session(browser_like: httpx.Client) -> None:
-    csrf = _csrf(browser_like.get("/").text)
+    csrf = csrf_of(browser_like.get("/").text)
     assert browser_like.post("/logout", data={"csrf": csrf}).headers["location"] == "/login"
     assert browser_like.get("/").status_code == 303
 
