@@ -21,6 +21,7 @@ from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
 from cmrelay.dlq.entry import STATUS_REPLAYED, DlqEntry
+from cmrelay.dlq.follow import read_replayed_states
 from cmrelay.dlq.store import DlqFilter, Tally
 from cmrelay.entity_view import entity_view, render_entity
 from cmrelay.errors import InvalidQueryError
@@ -147,11 +148,9 @@ async def logout(request: Request, ctx: AdminContext) -> Response:
 
 
 def _replay_states(ctx: AdminContext, entries: list[DlqEntry]) -> dict[str, dict[str, Any]]:
-    """Entry id -> what its replay became, for the replayed ones among `entries`:
-    {"state": "waiting"|"delivered"|"dead"|"mixed"|"unknown", "counts": {outcome: n},
-    "dead_letter_ids": [...]}. Returns {} until branch ops-cli's cmrelay.dlq.follow fills it
-    (wired at merge); pages.replay_outcome renders whatever it returns."""
-    return {}
+    """Entry id -> what its replay became (cmrelay/dlq/follow.py), for the replayed ones among
+    `entries`, read in one pipelined call; pages.replay_outcome renders it."""
+    return read_replayed_states(ctx.dlq.client, ctx.dlq.keys, entries)
 
 
 def _with_replay(row: dict[str, Any], states: dict[str, dict[str, Any]]) -> dict[str, Any]:

@@ -34,7 +34,7 @@ from typing import Any, Literal
 import orjson
 import redis
 
-from cmrelay.dlq.entry import DlqEntry
+from cmrelay.dlq.entry import STATUS_REPLAYED, DlqEntry
 from cmrelay.keys import Keys
 
 State = Literal["waiting", "delivered", "dead", "mixed", "unknown"]
@@ -109,8 +109,8 @@ def replay_state(
 def read_replay_states(
     client: redis.Redis, keys: Keys, entries: Sequence[DlqEntry]
 ) -> dict[str, dict[str, Any]]:
-    """`replay_state` of each entry by id: per batch one pipelined read of the trails, and two
-    more only when some event went dead again (the DLQ index near then, the entries found)."""
+    """`replay_state` of each entry by id (replayed ones: their entry may still say dead): per
+    batch one pipelined read of the trails, and two more only when some went dead again."""
     out: dict[str, dict[str, Any]] = {}
     for start in range(0, len(entries), BATCH):
         batch = entries[start : start + BATCH]
@@ -269,3 +269,11 @@ def merged_windows(windows: Iterable[tuple[float, float]]) -> list[tuple[float, 
 
 def _float(raw: bytes | None) -> float | None:
     return None if raw is None else float(raw)
+
+
+def read_replayed_states(
+    client: redis.Redis, keys: Keys, entries: Sequence[DlqEntry]
+) -> dict[str, dict[str, Any]]:
+    """`read_replay_states` of those among `entries` whose status is replayed (a page's rows)."""
+    replayed = [e for e in entries if e.status == STATUS_REPLAYED]
+    return read_replay_states(client, keys, replayed) if replayed else {}

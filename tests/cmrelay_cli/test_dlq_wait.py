@@ -121,6 +121,10 @@ def test_the_admin_api_shows_what_became_of_each_replayed_entry(
         auth = {"Authorization": f"Bearer {TOKEN}"}
         rows = httpx.get(f"{url}/api/dlq", params={"text": tag}, headers=auth).json()["entries"]
         shown = httpx.get(f"{url}/api/dlq/{second.id}", headers=auth).json()
+        with httpx.Client(base_url=url, timeout=10) as page:  # and the page, logged in
+            assert page.post("/login", data={"token": TOKEN}).status_code == 303
+            listed = page.get("/", params={"text": tag}).text
+            entry_page = page.get(f"/entries/{second.id}").text
     by_id = {r["id"]: r for r in rows}
     assert by_id[first.id]["replay"] == {
         "state": "delivered", "counts": {"delivered": 1}, "dead_letter_ids": [],
@@ -130,6 +134,9 @@ def test_the_admin_api_shows_what_became_of_each_replayed_entry(
     (new_id,) = summary["new_dead_letters"]
     assert "replay" not in by_id[new_id]  # still dead: nothing to follow
     assert shown["replay"] == by_id[second.id]["replay"]
+    assert "dead-lettered again" in listed
+    assert 'replay-delivered">delivered</span> (delivered 1)' in listed
+    assert f'href="/entries/{new_id}"' in entry_page and "dead-lettered again" in entry_page
 
 
 def test_replay_wait_gives_up_at_the_timeout_with_exit_4(
