@@ -57,11 +57,14 @@ def write_history(
     seed: int = 7,
     gzip_files: str = "odd",
     record_ids: bool = True,
+    stable_groups: bool = False,
 ) -> History:
     """Write `files` history files named in time order (`gzip_files`: "odd" compresses every
     other one, "all" or "none"); return what a reader must find. Deterministic for a seed.
     Lines are streamed to disk, so a file of millions of events costs no memory; without
-    `record_ids` the given messageIds are not kept either."""
+    `record_ids` the given messageIds are not kept either. With `stable_groups` a user always
+    joins the same company (u-N: acme-(N mod companies)), so the final state does not depend
+    on the order in which concurrent workers learn the links."""
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
     history = History()
@@ -81,7 +84,7 @@ def write_history(
                     continue
                 moment += timedelta(minutes=rng.randint(1, 90))
                 when = moment - timedelta(days=2) if rng.random() < 0.1 else moment  # late
-                event = _event(rng, users, companies, when)
+                event = _event(rng, users, companies, when, stable_groups)
                 if event["type"] == "track":
                     history.ignored += 1
                 else:
@@ -95,7 +98,9 @@ def write_history(
     return history
 
 
-def _event(rng: random.Random, users: int, companies: int, when: datetime) -> dict[str, Any]:
+def _event(
+    rng: random.Random, users: int, companies: int, when: datetime, stable: bool = False
+) -> dict[str, Any]:
     user = f"u-{rng.randrange(users)}"
     roll = rng.random()
     event: dict[str, Any]
@@ -104,7 +109,9 @@ def _event(rng: random.Random, users: int, companies: int, when: datetime) -> di
                  "traits": {"email": f"{user}@example.com", "name": f"User {user}",
                             "plan": rng.choice(["free", "pro"])}}  # fmt: skip
     elif roll < 0.85:
-        group = f"acme-{rng.randrange(companies)}"
+        group = f"acme-{rng.randrange(companies)}"  # drawn either way: the same stream
+        if stable:
+            group = f"acme-{int(user[2:]) % companies}"
         event = {"type": "group", "userId": user, "groupId": group,
                  "traits": {"name": group.title(), "employees": rng.randint(1, 500)}}  # fmt: skip
     else:
