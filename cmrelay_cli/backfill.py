@@ -85,7 +85,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         high_water=settings.ingest_high_water,
         batch_size=args.batch_size,
         source=args.source or DEFAULT_SOURCE,
-        on_rejected=lambda where, why: print(f"{where}: {why}", file=err),
+        on_rejected=lambda where, why: progress.message(f"{where}: {why}"),
         on_progress=progress,
         on_event=sample if args.dry_run else None,
     )

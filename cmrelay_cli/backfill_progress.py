@@ -114,6 +114,11 @@ class ProgressLine:
                         tally.ignored, self.read_delivered() - self.base, tally.bytes_read,
                         tally.to_read)  # fmt: skip
 
+    def message(self, text: str) -> None:
+        """A line of its own (a rejected item): on a terminal it replaces the bar, which the
+        next redraw puts back below it."""
+        self.out.write(("\r\x1b[K" if self.tty else "") + text + "\n")
+
     def __call__(self, tally: Tally, *, final: bool = False) -> None:
         """Show the counts if it is time (always when final)."""
         now = time.monotonic()

@@ -48,13 +48,16 @@ def test_a_bar_on_a_terminal_plain_lines_elsewhere() -> None:
     for out in (plain, terminal):
         line = ProgressLine(out, every=0.0, delivered=lambda: next(delivered))
         line(tally)
+        line.message("h.ndjson:3: not valid JSON")
         line(tally, final=True)
     assert plain.getvalue().startswith(
         "backfill progress: read 1200  queued 1000  rejected 3  ignored 0  delivered 900  "
     )
     assert "events/s  ETA " in plain.getvalue()
-    assert plain.getvalue().count("\n") == 1  # the final summary is printed by the command
-    assert terminal.getvalue().startswith("\r\x1b[K[######------------------]  25%  read 1200")
+    assert plain.getvalue().count("\n") == 2  # the final summary is printed by the command
+    assert plain.getvalue().endswith("\nh.ndjson:3: not valid JSON\n")
+    assert "\r\x1b[Kh.ndjson:3: not valid JSON\n\r\x1b[K[######" in terminal.getvalue()
+    assert "\r\x1b[K[######------------------]  25%  read 1200  " in terminal.getvalue()
     assert terminal.getvalue().endswith("\n")  # the final redraw ends the line
 
 
