@@ -1,7 +1,7 @@
 """Backfill benchmark: reading and queueing speed on one core with flat memory, and live latency
 while a backfill keeps ChartMogul's 40 req/s ceiling busy.
 
-    python bench/backfill.py [--scale 1.0] [--parts read,live] [--cache DIR]
+    python bench/backfill.py [--scale 1.0] [--parts read,live] [--control] [--cache DIR]
 
 (a) read: 1M events (x scale) in one NDJSON.gz written by tests/support/history.py (cached
     under --cache), read and queued by `ingest.backfill.Backfill` in a child process pinned to
@@ -11,9 +11,10 @@ while a backfill keeps ChartMogul's 40 req/s ceiling busy.
 (b) live: the sandbox (40 req/s, 20 in flight), the real ingest and 2 real Celery workers
     (4 threads each, production settings), `cmrelay backfill` of a history sized to keep the
     ceiling busy for about 60 s (x scale), and live Identify calls POSTed to the ingest at
-    --live-rate per second meanwhile. A live event's latency runs from the ingest's 200 to its
-    first request in the sandbox's log (GET /_sandbox/requests); the backfill's share is that
-    of the requests answered while at least one live event was waiting.
+    --live-rate per second meanwhile (--control: also without the backfill). A live event's
+    latency runs from the ingest's 200 to its first request in the sandbox's log
+    (GET /_sandbox/requests); the backfill's share is that of the requests answered while at
+    least one live event was waiting.
 Every process it starts is stopped by its pid. Prints one table.
 """
 
@@ -164,27 +165,29 @@ def live_event(n: int) -> tuple[str, dict[str, Any]]:
                                                  "name": f"Live {n}"}}  # fmt: skip
 
 
-def live_latency(tmp: Path, scale: float, rate: float) -> LiveRun:
-    """Backfill into the whole relay while live events arrive; see the sandbox's request log."""
+def live_latency(tmp: Path, scale: float, rate: float, *, backfill: bool = True) -> LiveRun:
+    """Backfill into the whole relay while live events arrive; see the sandbox's request log.
+    Without `backfill`, the live events alone: the control row."""
     events = max(200, int(LIVE_BACKFILL_EVENTS * scale))
     history = write_history(tmp / "history", files=1, events_per_file=events,
                             users=events // 2, companies=events // 6, bad_every=97,
                             gzip_files="all")  # fmt: skip
     target = SandboxTarget()
     pipe = Pipeline(tmp, target, workers=2, concurrency=4, **PRODUCTION_ENV)
-    run = LiveRun(backfill_events=history.valid)
+    run = LiveRun(backfill_events=history.valid if backfill else 0)
     proc: subprocess.Popen[bytes] | None = None
     try:
         wait_for(lambda: pipe.worker_ready(0) and pipe.worker_ready(1), 60, "workers")
         sampler = CallSampler(target)
-        with (tmp / "backfill.log").open("wb") as log:
-            proc = subprocess.Popen(
-                [sys.executable, "-m", "cmrelay_cli", "backfill", str(history.files[0])],
-                cwd=ROOT, env=pipe.env, stdout=log, stderr=log,
-            )  # fmt: skip
-        started = int(target.control.get("/stats").json()["total"])
-        wait_for(lambda: int(target.control.get("/stats").json()["total"]) >= started + 80, 120,
-                 "the backfill to reach the ceiling", every=0.1)  # fmt: skip
+        if backfill:
+            with (tmp / "backfill.log").open("wb") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "cmrelay_cli", "backfill", str(history.files[0])],
+                    cwd=ROOT, env=pipe.env, stdout=log, stderr=log,
+                )  # fmt: skip
+            started = int(target.control.get("/stats").json()["total"])
+            wait_for(lambda: int(target.control.get("/stats").json()["total"]) >= started + 80,
+                     120, "the backfill to reach the ceiling", every=0.1)  # fmt: skip
         send_live(pipe, run, max(10.0, LIVE_SECONDS * scale) * 0.85, rate)
         run.backfill_left = backfill_left(pipe)
         wait_for(lambda: len(first_calls(target, run)) == len(run.accepted), 120,
@@ -259,7 +262,9 @@ def share_while_waiting(target: SandboxTarget, run: LiveRun) -> None:
 # --- the table --------------------------------------------------------------------------------
 
 
-def print_table(read: dict[str, Any] | None, live: LiveRun | None) -> None:
+def print_table(
+    read: dict[str, Any] | None, live: LiveRun | None, alone: LiveRun | None = None
+) -> None:
     """One markdown table: measure, result, goal."""
     print("\n| part | measure | result | goal |\n|---|---|---|---|")
     if read is not None:
@@ -272,6 +277,11 @@ def print_table(read: dict[str, Any] | None, live: LiveRun | None) -> None:
         print(f"| read | RSS MiB at start / 10 % / 50 % / 100 % of the file | {rss['start']:.0f}"
               f" / {rss.get('10%', 0):.0f} / {rss.get('50%', 0):.0f} / {rss['100%']:.0f} "
               "| flat |")  # fmt: skip
+    if alone is not None:
+        waits = [alone.first_call[u] - alone.accepted[u] for u in alone.accepted]
+        print(f"| live alone | {len(waits)} live events without a backfill (control), p50 / p99 "
+              f"/ max s | {pct(waits, 0.5) / 1000:.2f} / {pct(waits, 0.99) / 1000:.2f} / "
+              f"{max(waits):.2f} | |")  # fmt: skip
     if live is not None:
         waits = [live.first_call[u] - live.accepted[u] for u in live.accepted]
         calls = live.live_calls + live.backfill_calls
@@ -297,6 +307,8 @@ def main() -> int:
     parser.add_argument("--scale", type=float, default=1.0, help="event counts x this")
     parser.add_argument("--parts", default="read,live", help="read, live or both")
     parser.add_argument("--live-rate", type=float, default=2.0, help="live events per second")
+    parser.add_argument("--control", action="store_true",
+                        help="also the live events alone, without a backfill")  # fmt: skip
     parser.add_argument("--cache", type=Path,
                         default=Path(tempfile.gettempdir()) / "cmrelay-bench-backfill",
                         help="where the generated history file is kept")  # fmt: skip
@@ -313,11 +325,14 @@ def main() -> int:
         "read" in parts) else None  # fmt: skip
     if read is not None:
         print(f"read: {read}", flush=True)
-    live = None
+    live = alone = None
+    if "live" in parts and args.control:
+        with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
+            alone = live_latency(Path(tmp), args.scale, args.live_rate, backfill=False)
     if "live" in parts:
         with tempfile.TemporaryDirectory(prefix="bench-backfill-") as tmp:
             live = live_latency(Path(tmp), args.scale, args.live_rate)
-    print_table(read, live)
+    print_table(read, live, alone)
     return 0
 
 
