@@ -77,7 +77,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except BackfillError as exc:
         print(f"cmrelay backfill: {exc}", file=err)
         return 2
-    progress = ProgressLine(err, args.progress_every, delivered_reader(client, keys))
+    # A dry run reads no Redis at all: it works on a laptop with only the files.
+    delivered = None if args.dry_run else delivered_reader(client, keys)
+    progress = ProgressLine(err, args.progress_every, delivered)
     sample = EntitySample(load_mapping_policy(settings), max(0, args.diff_sample))
     backfill = Backfill(
         client,

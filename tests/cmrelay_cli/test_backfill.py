@@ -192,3 +192,12 @@ def test_envelopes_are_what_the_worker_reads(
     data = orjson.loads(raw)
     assert data["origin"] == "backfill" and data["source"] == "backfill"
     assert data["event"]["timestamp"] < "2024-02"  # the history's own time, not today's
+
+
+def test_a_dry_run_needs_no_redis(
+    env: dict[str, str], history: History, monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:  # fmt: skip
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")  # nothing listens there
+    code, out, _ = _backfill(capsys, "--dry-run", "--diff-sample", "0", str(history.files[0]))
+    assert code == 0 and "would queue " in out and "entities it would touch: " in out
