@@ -14,12 +14,12 @@ from dataclasses import dataclass
 from typing import Any, TextIO
 
 from ingest.backfill import Tally
+from worker.pipeline.finish import BACKFILL_DELIVERED
 
 TTY_EVERY = 0.2  # seconds between redraws of the progress bar on a terminal
 BAR_WIDTH = 24
-# keys.counters field the workers bump for each backfilled event that reached an outcome at
-# delivery (worker.pipeline.finish.BACKFILL_DELIVERED).
-DELIVERED_FIELD = "backfill_delivered"
+# keys.counters field the workers bump for each backfilled event that reached an outcome.
+DELIVERED_FIELD = BACKFILL_DELIVERED
 
 
 @dataclass(frozen=True, slots=True)
