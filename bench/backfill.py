@@ -48,6 +48,7 @@ from tests.faults.pipeline import AUTH, Pipeline  # noqa: E402
 from tests.faults.targets import SandboxTarget  # noqa: E402
 from tests.support.history import write_history  # noqa: E402
 from tests.support.processes import wait_for  # noqa: E402
+from worker.pipeline.finish import BACKFILL_DELIVERED  # noqa: E402
 
 READ_EVENTS = 1_000_000
 READ_GOAL = 20_000  # events/s on one core
@@ -221,7 +222,7 @@ def send_live(pipe: Pipeline, run: LiveRun, seconds: float, rate: float) -> None
 def backfill_left(pipe: Pipeline) -> int:
     """Backfilled events queued but not yet through delivery (the workers' own counter)."""
     queued = int(pipe.client.hget(pipe.keys.backfill_counters, "queued") or 0)
-    delivered = int(pipe.client.hget(pipe.keys.counters, "backfill_delivered") or 0)
+    delivered = int(pipe.client.hget(pipe.keys.counters, BACKFILL_DELIVERED) or 0)
     return queued - delivered
 
 
