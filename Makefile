@@ -53,6 +53,11 @@ bench-delivery: install
 bench-memory: install
 	$(BIN)/python bench/memory.py $(BENCH_ARGS)
 
+## Backfill: 1M events read and queued on one core, RSS; live latency while a backfill fills
+## the 40 req/s ceiling; a few minutes (BENCH_ARGS="--scale 0.1" to run smaller).
+bench-backfill: install
+	$(BIN)/python bench/backfill.py $(BENCH_ARGS)
+
 ## DLQ list/stats at 1k/10k/100k dead letters, about 20 s (BENCH_ARGS="--sizes 1000,10000").
 bench-dlq: install
 	$(BIN)/python bench/dlq.py $(BENCH_ARGS)

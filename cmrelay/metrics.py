@@ -9,7 +9,7 @@ from __future__ import annotations
 import importlib.metadata
 import platform
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import redis
@@ -108,7 +108,9 @@ _DELIVERY_OUTCOMES = {
     "skipped_at_delivery": "skipped",
     "unchanged": "unchanged",
 }
-BACKFILL_STAGES = ("read", "queued", "ignored", "rejected")
+BACKFILL_STAGES = ("read", "queued", "ignored", "rejected", "delivered")
+# keys.counters field of backfilled events that reached an outcome at delivery (stage delivered).
+_BACKFILL_DELIVERED = "backfill_delivered"
 _DLQ_REASONS = (REASON_PERMANENT, REASON_EXPIRED, REASON_PARTIAL)
 # keys.counters fields that count attributes left out, by why.
 _LEFT_OUT = {"dropped_attributes": "unfit_type", "dropped_by_chartmogul": "not_kept_by_chartmogul"}
@@ -165,13 +167,14 @@ class RelayCollector(Collector):
         yield from _dlq(reasons, dlq_status)
         yield _dlq_age(oldest, sec + usec / 1e6)
         yield _latency(latency)
-        yield _backfill(backfill)
+        yield _backfill({**backfill, b"delivered": status.counters.get(_BACKFILL_DELIVERED, 0)})
 
 
-def _backfill(counts: dict[bytes, bytes]) -> Metric:
+def _backfill(counts: Mapping[bytes, Any]) -> Metric:
     family = CounterMetricFamily(
         "cmrelay_backfill_events",
-        "Events of `cmrelay backfill` runs, by stage: read from files, queued, ignored, rejected.",
+        "Events of `cmrelay backfill` runs, by stage: read from files, queued, ignored, rejected, "
+        "delivered (reached an outcome at delivery).",
         labels=["stage"],
     )
     got = {_text(k): int(v) for k, v in counts.items()}
@@ -265,7 +268,7 @@ def _engine_counters(counters: dict[str, int]) -> Iterator[Metric]:
         left_out.add_metric([reason], float(counters.get(field, 0)))
     for field, value in sorted(counters.items()):
         if field not in _DELIVERY_OUTCOMES and field not in _LEFT_OUT and field not in (
-            "retries", "calls", "leads_merged",
+            "retries", "calls", "leads_merged", _BACKFILL_DELIVERED,
         ):  # fmt: skip
             outcome, _, reason = field.partition(":")
             accept.add_metric([outcome, reason], float(value))

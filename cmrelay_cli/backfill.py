@@ -1,22 +1,28 @@
 """`cmrelay backfill PATH...`: queue Segment history from files (NDJSON, gzip or not, arrays,
 batch bodies; directories in file-name order) as the ingest would; `cmrelay backfill status`
-shows every file's checkpoint and the counters, from any host."""
+shows every file's checkpoint, the counters, delivered, rate and ETA, from any host."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any, TextIO
 
 import orjson
 
+from cmrelay_cli.backfill_diff import DEFAULT_SAMPLE
+from cmrelay_cli.backfill_progress import (
+    DELIVERED_FIELD,
+    ProgressLine,
+    delivered_reader,
+    describe,
+    stored_snapshot,
+)
 from ingest.backfill import Tally
 
-_TTY_EVERY = 0.2  # seconds between redraws of the progress line on a terminal
-_SHOWN_ENTITIES = 20
+__all__ = ["ProgressLine", "register", "run", "status"]
 
 
 def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -28,7 +34,11 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     )
     cmd.add_argument("paths", nargs="+", metavar="PATH", help="files or directories; or `status`")
     cmd.add_argument("--dry-run", action="store_true",
-                     help="counts by type, entities it would touch; queues nothing")  # fmt: skip
+                     help="counts by type, entities it would touch, what would change for a "
+                          "sample (map --diff); queues nothing")  # fmt: skip
+    cmd.add_argument("--diff-sample", type=int, default=DEFAULT_SAMPLE, metavar="N",
+                     help=f"--dry-run: entities to diff against ChartMogul (default "
+                          f"{DEFAULT_SAMPLE}, 0: none)")  # fmt: skip
     cmd.add_argument("--restart", action="store_true",
                      help="ignore the checkpoints and read every file from its start")  # fmt: skip
     cmd.add_argument("--source", default=None,
@@ -38,33 +48,10 @@ def register(subparsers: argparse._SubParsersAction[argparse.ArgumentParser]) ->
                      help="stop after N items (checkpointed; the next run goes on)")  # fmt: skip
     cmd.add_argument("--progress-every", type=float, default=10.0,
                      help="seconds between progress lines when not on a terminal")  # fmt: skip
+    cmd.add_argument("--sample", type=float, default=2.0, metavar="SECONDS",
+                     help="status: seconds to watch the counters for rates and ETA "
+                          "(default 2, 0: no rates)")  # fmt: skip
     cmd.set_defaults(handler=run)
-
-
-class ProgressLine:
-    """A redrawn line on a terminal, a plain line every `every` seconds otherwise."""
-
-    def __init__(self, out: TextIO, every: float) -> None:
-        self.out = out
-        self.tty = out.isatty()
-        self.every = _TTY_EVERY if self.tty else every
-        self.started = time.monotonic()
-        self.last = self.started
-
-    def __call__(self, tally: Tally, *, final: bool = False) -> None:
-        """Show the counts if it is time (always when final)."""
-        now = time.monotonic()
-        if not final and now - self.last < self.every:
-            return
-        self.last = now
-        rate = tally.read / max(now - self.started, 1e-6)
-        text = (f"read {tally.read}  queued {tally.queued}  rejected {tally.rejected}  "
-                f"ignored {tally.ignored}  {rate:,.0f} events/s")  # fmt: skip
-        if self.tty:
-            self.out.write("\r\x1b[K" + text + ("\n" if final else ""))
-        elif not final:
-            self.out.write(f"backfill progress: {text}\n")
-        self.out.flush()
 
 
 def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None = None) -> int:
@@ -72,14 +59,16 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     from cmrelay.keys import Keys
     from cmrelay.redis_conn import connect
     from cmrelay.settings import load_settings
+    from cmrelay_cli.backfill_diff import EntitySample, print_diff, print_entities
     from ingest.backfill import DEFAULT_SOURCE, Backfill, BackfillError, history_files
+    from worker.mapping import load_mapping_policy
 
     out, err = out or sys.stdout, err or sys.stderr
     settings = load_settings()
     client = connect(settings.redis_url)
     keys = Keys(settings.key_prefix)
     if args.paths == ["status"]:
-        return status(client, keys, out)
+        return status(client, keys, out, sample=args.sample)
     if args.batch_size < 1:
         print("cmrelay backfill: --batch-size must be at least 1", file=err)
         return 2
@@ -88,17 +77,19 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     except BackfillError as exc:
         print(f"cmrelay backfill: {exc}", file=err)
         return 2
-    progress = ProgressLine(err, args.progress_every)
-    touched: Counter[str] = Counter()
+    # A dry run reads no Redis at all: it works on a laptop with only the files.
+    delivered = None if args.dry_run else delivered_reader(client, keys)
+    progress = ProgressLine(err, args.progress_every, delivered)
+    sample = EntitySample(load_mapping_policy(settings), max(0, args.diff_sample))
     backfill = Backfill(
         client,
         keys,
         high_water=settings.ingest_high_water,
         batch_size=args.batch_size,
         source=args.source or DEFAULT_SOURCE,
-        on_rejected=lambda where, why: print(f"{where}: {why}", file=err),
+        on_rejected=lambda where, why: progress.message(f"{where}: {why}"),
         on_progress=progress,
-        on_event=_entity_counter(settings, touched) if args.dry_run else None,
+        on_event=sample if args.dry_run else None,
     )
     try:
         tally = backfill.run(files, dry_run=args.dry_run, restart=args.restart, limit=args.limit)
@@ -110,31 +101,9 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
     progress(backfill.total, final=True)
     _summary(tally, len(files), out, dry_run=args.dry_run)
     if args.dry_run:
-        _entities(touched, out)
+        print_entities(sample, out)
+        print_diff(sample, settings, out, err)
     return 0
-
-
-def _entity_counter(settings: Any, touched: Counter[str]) -> Any:
-    """Counts events per entity they would be filed under, by the worker's own routing (links
-    learned from Group calls earlier in the files count, as the accept step would see them)."""
-    from cmrelay.keys import entity_key
-    from worker.mapping import group_link, link_subject, load_mapping_policy, route_event
-
-    policy = load_mapping_policy(settings)
-    links: dict[str, str] = {}
-
-    def seen(event: dict[str, Any]) -> None:
-        link = group_link(event)
-        if link:
-            links[link[0]] = link[1]
-        subject = link_subject(event) if event.get("type") == "identify" else None
-        route = route_event(event, policy, links.get(subject) if subject else None)
-        if route.outcome == "deliver" and route.customer_external_id is not None:
-            touched[entity_key(route.customer_external_id)] += 1
-        else:
-            touched[f"({route.outcome})"] += 1
-
-    return seen
 
 
 def _summary(tally: Tally, files: int, out: TextIO, *, dry_run: bool) -> None:
@@ -150,21 +119,13 @@ def _summary(tally: Tally, files: int, out: TextIO, *, dry_run: bool) -> None:
         print(f"rejected {count}: {reason}", file=out)
 
 
-def _entities(touched: Counter[str], out: TextIO) -> None:
-    real = {e: n for e, n in touched.items() if not e.startswith("(")}
-    print(f"entities it would touch: {len(real)}", file=out)
-    for entity, count in Counter(real).most_common(_SHOWN_ENTITIES):
-        print(f"  {entity}  {count} events", file=out)
-    if len(real) > _SHOWN_ENTITIES:
-        print(f"  ... and {len(real) - _SHOWN_ENTITIES} more", file=out)
-    for outcome, count in sorted((e, n) for e, n in touched.items() if e.startswith("(")):
-        print(f"  {outcome}  {count} events", file=out)
-
-
-def status(client: Any, keys: Any, out: TextIO) -> int:
-    """Every file's checkpoint, the counters over all runs, and the queue length."""
-    raw: Mapping[bytes, bytes] = client.hgetall(keys.backfill_checkpoints)
-    rows = sorted((orjson.loads(v) for v in raw.values()), key=lambda c: str(c.get("path")))
+def status(client: Any, keys: Any, out: TextIO, *, sample: float = 2.0) -> int:
+    """Every file's checkpoint, the counters over all runs with delivered, rates and ETA
+    (watched for `sample` seconds), and the queue length."""
+    first = _stored(client, keys)
+    if sample > 0:
+        time.sleep(sample)  # the rates need two readings of the counters
+    rows, now = _stored(client, keys) if sample > 0 else first
     for cp in rows:
         state = "done" if cp.get("done") else f"at line {cp.get('line')}"
         print(f"{cp.get('path')}: {state}  read {cp.get('read', 0)}  queued "
@@ -172,8 +133,19 @@ def status(client: Any, keys: Any, out: TextIO) -> int:
               f"{cp.get('ignored', 0)}  (updated {cp.get('updated_at')})", file=out)  # fmt: skip
     if not rows:
         print("no backfill checkpoints", file=out)
-    counters = {k.decode(): int(v) for k, v in client.hgetall(keys.backfill_counters).items()}
-    names = ("read", "queued", "ignored", "rejected")
-    print("total: " + "  ".join(f"{n} {counters.get(n, 0)}" for n in names), file=out)
+    print("total: " + describe(first[1], now), file=out)
     print(f"ingest queue length: {client.llen(keys.ingest_queue)}", file=out)
     return 0
+
+
+def _stored(client: Any, keys: Any) -> tuple[list[dict[str, Any]], Any]:
+    """(checkpoints by path, the snapshot they and the counters make), read in one pipeline."""
+    pipe = client.pipeline(transaction=False)
+    pipe.hgetall(keys.backfill_checkpoints)
+    pipe.hgetall(keys.backfill_counters)
+    pipe.hget(keys.counters, DELIVERED_FIELD)
+    raw, counts, delivered = pipe.execute()
+    rows: list[dict[str, Any]] = sorted((orjson.loads(v) for v in raw.values()),
+                                        key=lambda c: str(c.get("path")))  # fmt: skip
+    counters: Mapping[str, int] = {k.decode(): int(v) for k, v in counts.items()}
+    return rows, stored_snapshot(rows, counters, int(delivered or 0), time.monotonic())

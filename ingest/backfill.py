@@ -7,8 +7,8 @@ name. Every item goes through the ingest's own checks (`ingest.events`), so a ba
 is exactly what `POST /v1/batch` would queue, with origin "backfill".
 
 Pure parsing (`records`, `items`, `to_event`) takes a binary stream and touches no Redis;
-`Backfill` does the I/O: the push (the ingest's `ingest_push` script), the high-water wait and
-the checkpoints.
+`Backfill` does the I/O: the push onto the ingest queue (what the ingest's `ingest_push` script
+does, in one transaction with the file's checkpoint), the high-water wait and the checkpoints.
 """
 
 from __future__ import annotations
@@ -28,7 +28,6 @@ import redis
 
 from cmrelay.envelope import ORIGIN_BACKFILL, Envelope
 from cmrelay.keys import Keys
-from cmrelay.lua import Scripts
 from ingest.errors import IngestRejection, InvalidPayload
 from ingest.events import check_size, event_type, iso_ms, prepare, with_batch_defaults
 from ingest.schemas import parse_datetime
@@ -261,6 +260,12 @@ def open_history(path: Path, offset: int = 0) -> IO[bytes]:
     return stream
 
 
+def raw_position(stream: IO[bytes]) -> int:
+    """How far into the file on disk a stream has read (compressed bytes for gzip): progress."""
+    inner = getattr(stream, "fileobj", None)  # a GzipFile reads its file through this
+    return int((inner if inner is not None else stream).tell())
+
+
 def file_identity(path: Path) -> str:
     """What names a file's checkpoint: absolute path, size and mtime (a changed file is new)."""
     stat = path.stat()
@@ -279,6 +284,8 @@ class Tally:
     ignored: int = 0
     rejected: int = 0
     skipped_files: int = 0
+    bytes_read: int = 0  # bytes of the files on disk read by this run (compressed for gzip)
+    to_read: int = 0  # bytes this run had left to read when it started (set on a run's total)
     by_type: Counter[str] = field(default_factory=Counter)
     reasons: Counter[str] = field(default_factory=Counter)
 
@@ -289,6 +296,8 @@ class Tally:
         self.ignored += other.ignored
         self.rejected += other.rejected
         self.skipped_files += other.skipped_files
+        self.bytes_read += other.bytes_read
+        self.to_read += other.to_read
         self.by_type.update(other.by_type)
         self.reasons.update(other.reasons)
 
@@ -316,7 +325,6 @@ class Backfill:
     ) -> None:
         self.client = client
         self.keys = keys
-        self.scripts = Scripts(client, keys)
         self.high_water = high_water
         self.batch_size = batch_size
         self.source = source
@@ -337,26 +345,52 @@ class Backfill:
     ) -> Tally:
         """Read every file (from its checkpoint unless restart or dry_run); `limit` stops after
         that many items (a bounded run, as an interrupted one would stop)."""
-        for path in files:
+        plan = [(p, file_identity(p)) for p in files]
+        saved = {} if dry_run or restart else self._checkpoints([i for _, i in plan])
+        self.total.to_read = sum(left_to_read(p, saved.get(i)) for p, i in plan)
+        if not dry_run:
+            self._plan_checkpoints([(p, i) for p, i in plan if i not in saved])
+        self.on_progress(self.total)
+        for path, identity in plan:
             remaining = None if limit is None else limit - self.total.read
             if remaining is not None and remaining <= 0:
                 break
-            self.total.add(self._file(path, dry_run=dry_run, restart=restart, limit=remaining))
+            base = saved.get(identity) or {}
+            if base.get("done"):
+                self.total.add(Tally(skipped_files=1))
+                continue
+            self.total.add(self._file(path, identity, base, dry_run=dry_run, limit=remaining))
             self.on_progress(self.total)
         return self.total
 
-    def _file(self, path: Path, *, dry_run: bool, restart: bool, limit: int | None) -> Tally:
-        identity = file_identity(path)
-        base: Mapping[str, Any] = {}
-        if not dry_run and not restart:
-            base = load_checkpoint(self.client, self.keys, identity) or {}
-            if base.get("done"):
-                return Tally(skipped_files=1)
+    def _plan_checkpoints(self, plan: list[tuple[Path, str]]) -> None:
+        """A checkpoint at the start of every file not begun yet, so that `status` (on any host)
+        knows how much the run has to read; an existing one (a parallel run's) is kept."""
+        pipe = self.client.pipeline(transaction=False)
+        for path, identity in plan:
+            start = {"path": str(path.resolve()), "offset": 0, "skip": 0, "line": 1,
+                     "done": False, "size": path.stat().st_size, "bytes": 0,
+                     "updated_at": iso_ms(datetime.now(UTC)),
+                     **dict.fromkeys(_COUNTS, 0)}  # fmt: skip
+            pipe.hsetnx(self.keys.backfill_checkpoints, identity, orjson.dumps(start))
+        pipe.execute()
+
+    def _checkpoints(self, identities: list[str]) -> dict[str, dict[str, Any]]:
+        if not identities:
+            return {}
+        raws: list[Any] = self.client.hmget(self.keys.backfill_checkpoints, identities)
+        return {i: orjson.loads(r) for i, r in zip(identities, raws, strict=True) if r}
+
+    def _file(
+        self, path: Path, identity: str, base: Mapping[str, Any], *, dry_run: bool,
+        limit: int | None,
+    ) -> Tally:  # fmt: skip
         start = Position(int(base.get("offset", 0)), int(base.get("skip", 0)),
                          int(base.get("line", 1)))  # fmt: skip
-        run = _FileRun(identity, path, base)
+        run = _FileRun(identity, path, base, size=path.stat().st_size)
         tally, position, batch = run.tally, start, run.batch
-        stream = open_history(path, start.offset)
+        stream = run.stream = open_history(path, start.offset)
+        run.started_at = int(base.get("bytes", 0))
         try:
             for item in items(stream, start):
                 self._count(path, item, tally)
@@ -366,17 +400,19 @@ class Backfill:
                 if len(batch) >= self.batch_size:
                     self._flush(run, position, done=False)
                 if tally.read % 1000 == 0:
+                    tally.bytes_read = max(0, raw_position(stream) - run.started_at)
                     self.on_progress(_plus(self.total, tally))
                 if limit is not None and tally.read >= limit:
                     break
             else:
+                tally.bytes_read = max(0, run.size - run.started_at)
                 if not dry_run:
                     self._flush(run, position, done=True)
                 return tally
+            if not dry_run:  # stopped at the limit: checkpoint what was handled, not done
+                self._flush(run, position, done=False)
         finally:
             stream.close()
-        if not dry_run:  # stopped at the limit: checkpoint what was handled, not done
-            self._flush(run, position, done=False)
         return tally
 
     def _count(self, path: Path, item: Item, tally: Tally) -> None:
@@ -395,19 +431,19 @@ class Backfill:
         return Envelope(self.source, ORIGIN_BACKFILL, iso_ms(datetime.now(UTC)), event).to_bytes()
 
     def _flush(self, run: _FileRun, position: Position, *, done: bool) -> None:
-        """Push the batch (waiting while the queue is above the mark), then checkpoint.
+        """Push the batch and checkpoint after it, in one MULTI/EXEC transaction.
 
-        The checkpoint follows the push: a kill in between re-reads and re-queues at most this
-        one batch on resume, and the worker's dedupe (same source, same messageId, within
-        DEDUPE_WINDOW) drops the repeats, so no event is skipped and none is delivered twice.
+        Waits first while the queue is at the high-water mark (as `ingest_push` refuses then;
+        the check precedes the transaction, so parallel pushers overshoot by a batch at most).
+        Push and checkpoint land together or not at all: a kill at any point resumes exactly
+        after the last batch queued, so no event is skipped and none is queued twice.
         """
-        if run.batch:
-            while self.scripts.ingest_push(run.batch, high_water=self.high_water) < 0:
-                self.waits += 1
-                self.on_progress(_plus(self.total, run.tally))
-                time.sleep(self.full_wait)  # the workers need time to drain the queue
-            run.tally.queued += len(run.batch)
-            run.batch.clear()
+        while run.batch and self.client.llen(self.keys.ingest_queue) >= self.high_water:
+            self.waits += 1
+            self.on_progress(_plus(self.total, run.tally))
+            time.sleep(self.full_wait)  # the workers need time to drain the queue
+        queued = len(run.batch)
+        run.tally.queued += queued
         now = {name: getattr(run.tally, name) for name in _COUNTS}
         checkpoint: dict[str, Any] = {
             "path": str(run.path.resolve()),
@@ -415,19 +451,34 @@ class Backfill:
             "skip": position.skip,
             "line": position.line,
             "done": done,
+            "size": run.size,
+            "bytes": run.size if done else raw_position(run.stream) if run.stream else 0,
             "updated_at": iso_ms(datetime.now(UTC)),
         }
         checkpoint.update({n: int(run.base.get(n, 0)) + now[n] for n in _COUNTS})
         pipe = self.client.pipeline(transaction=True)
+        for start in range(0, queued, _PUSH_CHUNK):
+            pipe.lpush(self.keys.ingest_queue, *run.batch[start : start + _PUSH_CHUNK])
         pipe.hset(self.keys.backfill_checkpoints, run.identity, orjson.dumps(checkpoint))
         for name in _COUNTS:
             if now[name] != run.flushed[name]:
                 pipe.hincrby(self.keys.backfill_counters, name, now[name] - run.flushed[name])
         pipe.execute()
+        run.batch.clear()
         run.flushed = now
 
 
 _COUNTS = ("read", "queued", "ignored", "rejected")
+_PUSH_CHUNK = 1000  # envelopes per LPUSH, as ingest_push does
+
+
+def left_to_read(path: Path, checkpoint: Mapping[str, Any] | None) -> int:
+    """Bytes of a file a run has still to read, by its checkpoint (all of it without one)."""
+    if checkpoint is None:
+        return path.stat().st_size
+    if checkpoint.get("done"):
+        return 0
+    return max(0, path.stat().st_size - int(checkpoint.get("bytes", 0)))
 
 
 @dataclass
@@ -438,6 +489,9 @@ class _FileRun:
     identity: str
     path: Path
     base: Mapping[str, Any]
+    size: int = 0
+    stream: IO[bytes] | None = None
+    started_at: int = 0  # bytes of the file on disk already read by earlier runs
     tally: Tally = field(default_factory=Tally)
     batch: list[bytes] = field(default_factory=list)
     flushed: dict[str, int] = field(default_factory=lambda: dict.fromkeys(_COUNTS, 0))

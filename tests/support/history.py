@@ -55,46 +55,52 @@ def write_history(
     companies: int = 4,
     bad_every: int = 17,
     seed: int = 7,
+    gzip_files: str = "odd",
+    record_ids: bool = True,
+    stable_groups: bool = False,
 ) -> History:
-    """Write `files` history files (every other one gzip) named in time order; return what a
-    reader must find. Deterministic for a seed."""
+    """Write `files` history files named in time order (`gzip_files`: "odd" compresses every
+    other one, "all" or "none"); return what a reader must find. Deterministic for a seed.
+    Lines are streamed to disk, so a file of millions of events costs no memory; without
+    `record_ids` the given messageIds are not kept either. With `stable_groups` a user always
+    joins the same company (u-N: acme-(N mod companies)), so the final state does not depend
+    on the order in which concurrent workers learn the links."""
     rng = random.Random(seed)
     directory.mkdir(parents=True, exist_ok=True)
     history = History()
     moment = START
     bad_index = 0
     for number in range(files):
-        lines: list[bytes] = []
-        for _ in range(events_per_file):
-            if len(lines) % bad_every == bad_every - 1:
-                lines.append(_BAD_LINES[bad_index % len(_BAD_LINES)])
-                bad_index += 1
-                continue
-            moment += timedelta(minutes=rng.randint(1, 90))
-            when = moment - timedelta(days=2) if rng.random() < 0.1 else moment  # late event
-            event = _event(rng, users, companies, when)
-            if event["type"] == "track":
-                history.ignored += 1
-            else:
-                history.valid += 1
-                if "messageId" in event:
-                    history.message_ids.add(event["messageId"])
-                else:
-                    history.without_id += 1
-            lines.append(orjson.dumps(event))
-        gz = number % 2 == 1
+        gz = gzip_files == "all" or (gzip_files == "odd" and number % 2 == 1)
         name = f"2024-01-{number + 1:02d}.ndjson" + (".gz" if gz else "")
         path = directory / name
-        body = b"\n".join(lines) + b"\n"
-        path.write_bytes(gzip.compress(body) if gz else body)
+        opener = gzip.open if gz else open
+        with opener(path, "wb") as out:
+            for index in range(events_per_file):
+                if index % bad_every == bad_every - 1:
+                    out.write(_BAD_LINES[bad_index % len(_BAD_LINES)] + b"\n")
+                    bad_index += 1
+                    history.bad.append((name, index + 1))
+                    continue
+                moment += timedelta(minutes=rng.randint(1, 90))
+                when = moment - timedelta(days=2) if rng.random() < 0.1 else moment  # late
+                event = _event(rng, users, companies, when, stable_groups)
+                if event["type"] == "track":
+                    history.ignored += 1
+                else:
+                    history.valid += 1
+                    if "messageId" not in event:
+                        history.without_id += 1
+                    elif record_ids:
+                        history.message_ids.add(event["messageId"])
+                out.write(orjson.dumps(event) + b"\n")
         history.files.append(path)
-        history.bad.extend(
-            (name, index + 1) for index, line in enumerate(lines) if line in _BAD_LINES
-        )
     return history
 
 
-def _event(rng: random.Random, users: int, companies: int, when: datetime) -> dict[str, Any]:
+def _event(
+    rng: random.Random, users: int, companies: int, when: datetime, stable: bool = False
+) -> dict[str, Any]:
     user = f"u-{rng.randrange(users)}"
     roll = rng.random()
     event: dict[str, Any]
@@ -103,7 +109,9 @@ def _event(rng: random.Random, users: int, companies: int, when: datetime) -> di
                  "traits": {"email": f"{user}@example.com", "name": f"User {user}",
                             "plan": rng.choice(["free", "pro"])}}  # fmt: skip
     elif roll < 0.85:
-        group = f"acme-{rng.randrange(companies)}"
+        group = f"acme-{rng.randrange(companies)}"  # drawn either way: the same stream
+        if stable:
+            group = f"acme-{int(user[2:]) % companies}"
         event = {"type": "group", "userId": user, "groupId": group,
                  "traits": {"name": group.title(), "employees": rng.randint(1, 500)}}  # fmt: skip
     else:

@@ -21,7 +21,7 @@ from cmrelay.dlq.entry import (
     history_from_retry,
     new_entry,
 )
-from cmrelay.envelope import Envelope
+from cmrelay.envelope import ORIGIN_BACKFILL, Envelope
 from cmrelay.errors import DeliveryError, RetryableDeliveryError
 from cmrelay.lua import RetryMode
 from cmrelay.masking import Masker
@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # Per-event outcomes, as logged and counted (one spelling everywhere).
 DELIVERED, SKIPPED, RETRYING, DEAD_LETTERED = "delivered", "skipped", "retrying", "dead_lettered"
 UNCHANGED = "unchanged"  # delivered with no call: ChartMogul already held all of it
+# Backfilled events that reached an outcome at delivery (any but retrying): the progress of
+# `cmrelay backfill` and its `delivered` metric stage, one relay-wide counter.
+BACKFILL_DELIVERED = "backfill_delivered"
 
 
 @dataclass
@@ -93,6 +96,7 @@ def delivered(read: Read, outcome: DeliveryOutcome, masker: Masker) -> Finish:
         counters["unchanged"] = unchanged
     if len(read.raws) > len(read.envelopes):
         counters["invalid"] = len(read.raws) - len(read.envelopes)
+    counters.update(_backfill_done(read))
     entry = None
     if failed:
         ids = {r.message_id for r in failed}
@@ -153,8 +157,13 @@ def dead_lettered(
     log.warning("dead-lettered %d events of %s: %s", len(read.raws), read.entity, reason,
                 extra={"entity": read.entity, "dlq_id": entry.id})  # fmt: skip
     return Finish(DEAD_LETTERED, len(read.raws), retry_mode="clear", dead_letter=entry,
-                  counters={"dead_lettered": len(read.raws)},
+                  counters={"dead_lettered": len(read.raws), **_backfill_done(read)},
                   outcomes=[(env, DEAD_LETTERED) for _, env in read.envelopes])  # fmt: skip
+
+
+def _backfill_done(read: Read) -> dict[str, int]:
+    done = sum(1 for _, env in read.envelopes if env.origin == ORIGIN_BACKFILL)
+    return {BACKFILL_DELIVERED: done} if done else {}
 
 
 def paused(exc: DeliveryError, probe_interval: float, masker: Masker) -> Finish:
