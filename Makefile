@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install browser run test test-fast lint format bench test-faults clean
+.PHONY: install browser run test test-fast lint format bench bench-delivery bench-memory bench-backfill bench-dlq bench-arrivals test-faults clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -45,7 +45,7 @@ test-faults: install
 bench: install
 	$(BIN)/python bench/ingest.py
 
-## Delivery vs a naive baseline on the sandbox (BENCH_ARGS="--events 5000" to run smaller).
+## Delivery vs a naive baseline on the sandbox, about 30 min (BENCH_ARGS="--scale 0.25" to run smaller).
 bench-delivery: install
 	$(BIN)/python bench/delivery.py $(BENCH_ARGS)
 
@@ -57,6 +57,10 @@ bench-memory: install
 ## the 40 req/s ceiling; a few minutes (BENCH_ARGS="--scale 0.1" to run smaller).
 bench-backfill: install
 	$(BIN)/python bench/backfill.py $(BENCH_ARGS)
+
+## Arrival spacing at ChartMogul during a backlog: how close the limiter comes to 40 in 1 s.
+bench-arrivals: install
+	$(BIN)/python bench/arrivals.py $(BENCH_ARGS)
 
 ## DLQ list/stats at 1k/10k/100k dead letters, about 20 s (BENCH_ARGS="--sizes 1000,10000").
 bench-dlq: install

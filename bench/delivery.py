@@ -120,7 +120,7 @@ def run_relay(
     tmp: Path, latency: float, trace: Trace, system: str, *, pace: float, timeout: float
 ) -> Row:
     """Send the trace phase by phase through the ingest; count calls of the measured phases."""
-    target = SandboxTarget(latency)
+    target = SandboxTarget(latency, own_process=True)
     env = {**PRODUCTION_ENV, **({"CONFIRMED_STATE_TTL": "0"} if system == "record off" else {})}
     pipe = Pipeline(tmp, target, workers=2, concurrency=4, **env)
     try:
@@ -187,7 +187,7 @@ def run_naive(tmp: Path, latency: float, trace: Trace, limit: int, timeout: floa
     """One Celery task per event (bench/naive.py), 2 worker processes x 4 threads."""
     from cmrelay.redis_server import PrivateRedis
 
-    target = SandboxTarget(latency)
+    target = SandboxTarget(latency, own_process=True)
     server = PrivateRedis(appendonly=True).start()
     env = {**os.environ, "NAIVE_BROKER": server.url, "NAIVE_API_BASE": target.server.base_url,
            "NAIVE_API_KEY": API_KEY, "NAIVE_DATA_SOURCE": DATA_SOURCE,
@@ -246,7 +246,7 @@ def deliver_all(naive: Any, client: redis.Redis, events: list[Any], timeout: flo
 
 def end_to_end(tmp: Path, latency: float, count: int) -> list[float]:
     """Seconds from POST to the customer visible in the sandbox, one event at a time."""
-    target = SandboxTarget(latency)
+    target = SandboxTarget(latency, own_process=True)
     pipe = Pipeline(tmp, target, workers=2, concurrency=4, **PRODUCTION_ENV)
     out: list[float] = []
     try:

@@ -21,6 +21,7 @@ import httpx
 from sandbox.config import SandboxConfig
 from sandbox.runner import SandboxServer
 from tests.doubles.recorder import Recorder, Rule
+from tests.support.sandbox_process import SandboxProcess
 
 from .stream import Event, newest_by, newest_traits
 
@@ -76,9 +77,13 @@ class SandboxTarget:
 
     name = "sandbox"
 
-    def __init__(self, latency: float = 0.0) -> None:
-        config = SandboxConfig(api_key=API_KEY, data_source_uuid=DATA_SOURCE, latency=latency)
-        self.server = SandboxServer(config).start()
+    def __init__(self, latency: float = 0.0, *, own_process: bool = False) -> None:
+        self.server: SandboxServer | SandboxProcess
+        if own_process:  # away from the driver's GIL, as ChartMogul is (the 429-counting benches)
+            self.server = SandboxProcess(api_key=API_KEY, data_source=DATA_SOURCE, latency=latency)
+        else:
+            config = SandboxConfig(api_key=API_KEY, data_source_uuid=DATA_SOURCE, latency=latency)
+            self.server = SandboxServer(config).start()
         self.control = httpx.Client(base_url=self.server.control_url, timeout=30)
 
     def worker_env(self) -> dict[str, str]:
