@@ -134,25 +134,22 @@ class SandboxRelay:
         found: list[dict[str, Any]] = httpx.get(url, params=params, timeout=10).json()["requests"]
         return found
 
-    def outcomes(self) -> Counter[tuple[str, str]]:
-        """(message_id, outcome) of every per-event log line of every worker, counted."""
-        seen: Counter[tuple[str, str]] = Counter()
+    def _event_lines(self) -> Iterator[tuple[int, dict[str, Any]]]:
+        """(worker index, record) of every per-event JSON log line of every worker."""
         for index in range(len(self.workers.procs)):
             for line in self.workers.stderr_lines(index):
                 if line.startswith("{"):
                     record = orjson.loads(line)
                     if record.get("message_id") and record.get("outcome"):
-                        seen[(record["message_id"], record["outcome"])] += 1
-        return seen
+                        yield index, record
+
+    def outcomes(self) -> Counter[tuple[str, str]]:
+        """(message_id, outcome) of every per-event log line of every worker, counted."""
+        return Counter((r["message_id"], r["outcome"]) for _, r in self._event_lines())
 
     def delivered_by_worker(self) -> Counter[int]:
         """How many "delivered" event lines each worker process logged."""
-        counts: Counter[int] = Counter()
-        for index in range(len(self.workers.procs)):
-            for line in self.workers.stderr_lines(index):
-                if line.startswith("{") and orjson.loads(line).get("outcome") == "delivered":
-                    counts[index] += 1
-        return counts
+        return Counter(i for i, r in self._event_lines() if r["outcome"] == "delivered")
 
     def settled(self, entity: str) -> bool:
         """Nothing pending, scheduled or leased for the entity."""
