@@ -45,7 +45,7 @@ test-faults: install
 bench: install
 	$(BIN)/python bench/ingest.py
 
-## Delivery vs a naive baseline on the sandbox, about 30 min (BENCH_ARGS="--scale 0.25" to run smaller).
+## Delivery vs a naive baseline on the sandbox, about 11 min (BENCH_ARGS="--scale 0.25" to run smaller).
 bench-delivery: install
 	$(BIN)/python bench/delivery.py $(BENCH_ARGS)
 
