@@ -11,7 +11,8 @@ while a backfill keeps ChartMogul's 40 req/s ceiling busy.
 (b) live: the sandbox (40 req/s, 20 in flight), the real ingest and 2 real Celery workers
     (4 threads each, production settings), `cmrelay backfill` of a history sized to keep the
     ceiling busy for about 60 s (x scale), and live Identify calls POSTed to the ingest at
-    --live-rate per second meanwhile (--control: also without the backfill). A live event's
+    --live-rate per second meanwhile (--control: also without the backfill; --live-rate 0:
+    the backfill alone, for its use of the ceiling). A live event's
     latency runs from the ingest's 200 to its first request in the sandbox's log
     (GET /_sandbox/requests); the backfill's share is that of the requests answered while at
     least one live event was waiting.
@@ -205,6 +206,9 @@ def live_latency(tmp: Path, scale: float, rate: float, *, backfill: bool = True)
 
 def send_live(pipe: Pipeline, run: LiveRun, seconds: float, rate: float) -> None:
     """POST one live Identify every 1/rate s through the real ingest for `seconds`."""
+    if rate <= 0:  # --live-rate 0: the backfill alone, for its use of the ceiling
+        time.sleep(seconds)
+        return
     stop_at = time.monotonic() + seconds
     n = 0
     with httpx.Client(headers={"Authorization": AUTH}, timeout=10) as http:
@@ -283,7 +287,11 @@ def print_table(
         print(f"| live alone | {len(waits)} live events without a backfill (control), p50 / p99 "
               f"/ max s | {pct(waits, 0.5) / 1000:.2f} / {pct(waits, 0.99) / 1000:.2f} / "
               f"{max(waits):.2f} | |")  # fmt: skip
-    if live is not None:
+    if live is not None and not live.accepted:
+        print(f"| backfill alone | accepted requests/s over 40 while calls were made (backfill of "
+              f"{live.backfill_events:,} events, no live events) | {live.busy_share:.0%} "
+              "| the ceiling busy |")  # fmt: skip
+    elif live is not None:
         waits = [live.first_call[u] - live.accepted[u] for u in live.accepted]
         calls = live.live_calls + live.backfill_calls
         share = live.backfill_calls / calls if calls else 0.0

@@ -58,6 +58,16 @@ class Keys:
         """
         return f"{self.prefix}:due"
 
+    @property
+    def due_live(self) -> str:
+        """ZSET entity -> a time at or before its due time: entities with live (not backfilled)
+        events, which the scheduler claims before the rest of `due` (live-first claiming).
+
+        No TTL. Only a hint: `due` alone decides when an entity is delivered; a member whose
+        entity left `due` is dropped by the next claim, and a lost hint only costs priority.
+        """
+        return f"{self.prefix}:due:live"
+
     def lease(self, entity: str) -> str:
         """STRING token: one deliverer per entity; PX lease (VISIBILITY_TIMEOUT/2, at most 30 s)
         renewed by a heartbeat, so a killed worker's lease lapses well before the entity is due."""

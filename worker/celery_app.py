@@ -32,6 +32,9 @@ SOFT_SHUTDOWN_SECONDS = 10.0  # warm shutdown: finish deliveries, hand unstarted
 DEFAULT_POOL = ["--pool", "threads"]  # HTTP-bound work: prefork's throughput at 1/8 the memory
 DEFAULT_CONCURRENCY = ["--concurrency", "8"]
 _ENGINE_LOCK = threading.Lock()
+# kombu's Redis transport keeps one list per priority step (0, 3, 6, 9) and pops them in that
+# order, 0 (the default) first: backfill tasks in the last list never stand before live ones.
+BACKFILL_PRIORITY = 9
 # Free memory Redis must have before a worker starts: kombu's and the scheduler's first writes
 # need a few kB, and a Redis that has only just room for a probe refuses them a moment later.
 START_HEADROOM = 1_000_000
@@ -124,13 +127,17 @@ def _log_as_json(settings: Settings) -> None:
     signals.celeryd_init.connect(configure, weak=False, dispatch_uid="cmrelay-json-logs-init")
 
 
-def publish_deliveries(app: Any, entities: Sequence[str]) -> None:
+def publish_deliveries(app: Any, entities: Sequence[str], backfill: bool = False) -> None:
     """Publish one deliver(entity) task each, on one producer, without args in the headers
-    (argsrepr would put customer ids in every message header and costs ~35 % of publish time)."""
+    (argsrepr would put customer ids in every message header and costs ~35 % of publish time).
+    Backfill tasks go out at BACKFILL_PRIORITY: workers take every live task before them."""
     task = app.tasks[DELIVER_TASK]
+    priority = BACKFILL_PRIORITY if backfill else None
     with app.producer_or_acquire() as producer:
         for entity in entities:
-            task.apply_async((entity,), producer=producer, argsrepr="", kwargsrepr="")
+            task.apply_async(
+                (entity,), producer=producer, argsrepr="", kwargsrepr="", priority=priority
+            )
 
 
 def queued_deliveries(app: Any) -> int:
@@ -164,7 +171,7 @@ class SchedulerStep(bootsteps.StartStopStep):  # type: ignore[misc]
         engine.deliverer  # noqa: B018 - build it now: a bad CMRELAY_DELIVERER stops the start
         scheduler = Scheduler(
             engine,
-            lambda due: publish_deliveries(app, list(due)),
+            lambda due, backfill: publish_deliveries(app, list(due), backfill),
             lambda: queued_deliveries(app),
         )
         self._thread = threading.Thread(

@@ -33,6 +33,20 @@ class AcceptItem:
     replay: bool = False
     trace_key: str = ""  # the event's trail; "" keeps none
     trace_info: str = ""  # JSON: source, origin, type, received_at
+    live: bool = False  # a live (not backfilled) event: its entity is claimed first
+
+
+@dataclass(frozen=True)
+class DueClaim:
+    """Entities one claim took: those with live events (claimed first), then the rest."""
+
+    live: list[str]
+    backfill: list[str]
+
+    @property
+    def entities(self) -> list[str]:
+        """Every entity claimed, live ones first."""
+        return [*self.live, *self.backfill]
 
 
 RetryMode = Literal["clear", "record", "keep"]
@@ -84,7 +98,8 @@ class Scripts:
         """Commit a claimed batch; the number queued, or -1 when the claim was reaped first."""
         k = self.keys
         keys = {"claims_index": k.accepting_index, "claim": k.accepting(token), "due": k.due,
-                "counters": k.counters, "user_groups": k.user_groups}  # fmt: skip
+                "counters": k.counters, "user_groups": k.user_groups,
+                "due_live": k.due_live}  # fmt: skip
         args = {"token": token, "coalesce_seconds": coalesce_seconds,
                 "dedupe_ttl": dedupe_ttl, "waiting_ttl": waiting_ttl,
                 "trace_ttl": trace_ttl}  # fmt: skip
@@ -100,10 +115,13 @@ class Scripts:
 
     # -- schedule and deliver --------------------------------------------------------------------
 
-    def due_claim(self, *, limit: int, claim_seconds: float) -> list[str]:
-        """Entities whose time has come, re-scored to now + claim_seconds."""
-        args = {"limit": limit, "claim_seconds": claim_seconds}
-        return [e.decode() for e in self._run("due_claim", {"due": self.keys.due}, args)]
+    def due_claim(self, *, limit: int, claim_seconds: float, live_limit: int = 0) -> DueClaim:
+        """Entities whose time has come, re-scored to now + claim_seconds: up to `live_limit`
+        hinted live ones first, then up to `limit` more in due order."""
+        args = {"limit": limit, "live_limit": live_limit, "claim_seconds": claim_seconds}
+        keys = {"due": self.keys.due, "due_live": self.keys.due_live}
+        live, other = self._run("due_claim", keys, args)
+        return DueClaim([e.decode() for e in live], [e.decode() for e in other])
 
     def lease(
         self,
@@ -147,7 +165,7 @@ class Scripts:
             "clock": k.attr_clock(entity), "retry": k.retry_state(entity),
             "counters": k.counters, "dlq_index": k.dlq_index,
             "dlq_entry": k.dlq_entry(dlq_id or "-"), "dlq_status": k.dlq_status,
-            "pause": k.pause, "dlq_reasons": k.dlq_reasons,
+            "pause": k.pause, "dlq_reasons": k.dlq_reasons, "due_live": k.due_live,
         }  # fmt: skip
         args = {
             "token": token, "entity": entity, "drain": drain,
@@ -256,4 +274,5 @@ def _commit_args(item: AcceptItem) -> dict[str, Any]:
         "kind": item.kind, "payload": item.payload, "entity": item.entity,
         "counter": item.counter, "link_user": item.link_user, "link_group": item.link_group,
         "replay": "1" if item.replay else "0", "info": item.trace_info if item.trace_key else "",
+        "live": "1" if item.live else "0",
     }  # fmt: skip

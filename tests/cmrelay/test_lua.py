@@ -41,8 +41,11 @@ def test_every_script_declares_what_its_body_indexes(name: str) -> None:
 
 def test_a_call_with_a_missing_or_unknown_name_is_refused() -> None:
     file = script_file("due_claim")
-    assert file.order({"due": "k"}, {"limit": 1, "claim_seconds": 2}) == (["k"], [1, 2])
+    keys = {"due": "k", "due_live": "h"}
+    args = {"limit": 1, "live_limit": 3, "claim_seconds": 2}
+    assert file.order(keys, args) == (["k", "h"], [1, 3, 2])
     with pytest.raises(
-        ValueError, match=r"ARGV: missing \['claim_seconds', 'limit'\], unknown \['limt'\]"
+        ValueError,
+        match=r"ARGV: missing \['claim_seconds', 'limit', 'live_limit'\], unknown \['limt'\]",
     ):
-        file.order({"due": "k"}, {"limt": 1})
+        file.order(keys, {"limt": 1})

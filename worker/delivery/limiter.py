@@ -35,20 +35,42 @@ LIVE_HOLD = 5.0
 # 7 ms) would send it late and bunch it against the next second's grants, so a grant is only
 # sent within this many seconds of being asked for; an older one is given up and asked again.
 MAX_GRANT_AGE = 0.010
+# A backfill-lane delivery whose first request would wait longer than this for its grant gives
+# its entity back (LaneYieldError) instead of holding a worker thread that live deliveries need.
+# Only before the first grant: once a delivery has made a call it finishes what it started.
+LANE_GIVE_BACK = 1.0
 
 Lane = Literal["live", "backfill"]
+
+
+class LaneYieldError(RetryableDeliveryError):
+    """The backfill lane is throttled: hand the entity back for `retry_after` seconds. Not a
+    failure: no attempt is counted and the retry window does not start (worker.pipeline)."""
+
+
+@dataclass
+class _GiveBack:
+    """A delivery that may give its entity back while it has had no grant yet."""
+
+    granted: bool = False
+
+
 _LANE: ContextVar[Lane] = ContextVar("cmrelay_delivery_lane", default="live")
+_GIVE_BACK: ContextVar[_GiveBack | None] = ContextVar("cmrelay_lane_give_back", default=None)
 _PERMIT: ContextVar[Permit | None] = ContextVar("cmrelay_delivery_permit", default=None)
 
 
 @contextmanager
-def delivery_lane(lane: Lane) -> Iterator[None]:
+def delivery_lane(lane: Lane, *, give_back: bool = False) -> Iterator[None]:
     """Requests made inside go through this lane of the gate (the deliver step sets it from the
-    envelopes' origin: an entity holding only backfilled events is the backfill lane)."""
+    envelopes' origin: an entity holding only backfilled events is the backfill lane). With
+    `give_back`, a backfill-lane first request that would wait long raises LaneYieldError."""
     reset = _LANE.set(lane)
+    reset_give_back = _GIVE_BACK.set(_GiveBack() if give_back and lane == "backfill" else None)
     try:
         yield
     finally:
+        _GIVE_BACK.reset(reset_give_back)
         _LANE.reset(reset)
 
 
@@ -99,6 +121,7 @@ class RedisRequestGate:
         backfill_share: float = 1.0,
         live_hold: float = LIVE_HOLD,
         max_grant_age: float = MAX_GRANT_AGE,
+        lane_give_back: float = LANE_GIVE_BACK,
     ) -> None:
         self._scripts = scripts
         self._keys = scripts.keys
@@ -110,6 +133,7 @@ class RedisRequestGate:
         self.backfill_share = backfill_share
         self._live_hold_ms = int(live_hold * 1000)
         self.max_grant_age = max_grant_age
+        self.lane_give_back = lane_give_back
 
     @classmethod
     def from_settings(cls, settings: Settings, scripts: Scripts) -> RedisRequestGate:
@@ -143,17 +167,27 @@ class RedisRequestGate:
 
     def acquire_grant(self) -> Grant:
         """Block until granted; past max_wait raise RetryableDeliveryError so the entity is
-        re-scheduled instead of holding a worker thread through a long Retry-After."""
+        re-scheduled instead of holding a worker thread through a long Retry-After. The first
+        request of a give-back delivery in the backfill lane waits at most `lane_give_back`."""
+        give_back = _GIVE_BACK.get()
+        yields = give_back is not None and not give_back.granted
         started = time.monotonic()
-        deadline = started + self._max_wait
+        budget = min(self._max_wait, self.lane_give_back) if yields else self._max_wait
+        deadline = started + budget
         while True:
             grant, wait = self.try_acquire()
             if grant is not None:
+                if give_back is not None:
+                    give_back.granted = True
                 if time.monotonic() > started + 0.001:  # it waited: count it, with how long
                     self._count_wait(time.monotonic() - started)
                 return grant
             if time.monotonic() + wait > deadline:
                 self._count_wait(time.monotonic() - started)
+                if yields:
+                    raise LaneYieldError(
+                        "the backfill lane yields to live traffic", retry_after=wait
+                    )
                 raise RetryableDeliveryError(
                     "delivery is held back by the shared rate limit", retry_after=wait
                 )

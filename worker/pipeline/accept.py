@@ -76,8 +76,10 @@ def _plan(engine: Engine, items: list[bytes], router: Router) -> tuple[list[Acce
         if env is None:
             ops.append(_count(raw, "invalid", keys.counters))
             continue
-        ops.append(_trail(engine, env, _route(engine, env, raw, known, router)))
-        live = live or (ops[-1].kind == "m" and env.origin != ORIGIN_BACKFILL)
+        item = _trail(engine, env, _route(engine, env, raw, known, router))
+        if item.kind == "m" and env.origin != ORIGIN_BACKFILL:  # its entity is claimed first
+            item, live = replace(item, live=True), True
+        ops.append(item)
     return ops, live
 
 

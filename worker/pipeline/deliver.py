@@ -19,9 +19,17 @@ import orjson
 from cmrelay.dlq.entry import REASON_EXPIRED, REASON_PERMANENT
 from cmrelay.envelope import ORIGIN_BACKFILL, Envelope, EnvelopeError
 from cmrelay.errors import DeliveryConfigurationError, DeliveryError, PermanentDeliveryError
-from worker.delivery.limiter import delivery_lane
+from worker.delivery.limiter import LaneYieldError, delivery_lane
 from worker.pipeline.engine import Engine
-from worker.pipeline.finish import Finish, Read, dead_lettered, delivered, paused, retrying
+from worker.pipeline.finish import (
+    YIELDED,
+    Finish,
+    Read,
+    dead_lettered,
+    delivered,
+    paused,
+    retrying,
+)
 from worker.pipeline.outcomes import report_outcomes
 
 log = logging.getLogger(__name__)
@@ -86,7 +94,7 @@ def _attempt(engine: Engine, entity: str) -> Finish:
     keys, client = engine.keys, engine.redis
     # Outside the try below: a deliverer that cannot even be built is a ConfigurationError for
     # the operator, not a delivery failure that would run out the retry window into the DLQ.
-    deliverer = engine.deliverer
+    engine.deliverer  # noqa: B018 - build it here, before anything counts as an attempt
     if client.exists(keys.pause):
         return Finish("paused", delay=engine.settings.pause_probe_interval)
     raws: list[Any] = client.lrange(keys.mailbox(entity), 0, MAX_EVENTS - 1)
@@ -99,10 +107,18 @@ def _attempt(engine: Engine, entity: str) -> Finish:
         _text_hash(client.hgetall(keys.attr_clock(entity))),
         _text_hash(client.hgetall(keys.retry_state(entity))),
     )  # fmt: skip
+    return _deliver_read(engine, read)
+
+
+def _deliver_read(engine: Engine, read: Read) -> Finish:
+    """Call the deliverer on what was read; every way it can end, as a Finish."""
+    entity, deliverer = read.entity, engine.deliverer
     backfill = bool(read.envelopes) and all(e.origin == ORIGIN_BACKFILL for _, e in read.envelopes)
     try:
-        with delivery_lane("backfill" if backfill else "live"):
+        with delivery_lane("backfill" if backfill else "live", give_back=True):
             outcome = deliverer.deliver(entity, read.events, read.clock)
+    except LaneYieldError as exc:  # before any call: not a failure, so no attempt and no backoff
+        return Finish(YIELDED, delay=exc.retry_after or 0.0, counters={YIELDED: 1})
     except DeliveryConfigurationError as exc:
         return paused(exc, engine.settings.pause_probe_interval, engine.masker)
     except PermanentDeliveryError as exc:

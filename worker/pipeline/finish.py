@@ -33,6 +33,9 @@ log = logging.getLogger(__name__)
 # Per-event outcomes, as logged and counted (one spelling everywhere).
 DELIVERED, SKIPPED, RETRYING, DEAD_LETTERED = "delivered", "skipped", "retrying", "dead_lettered"
 UNCHANGED = "unchanged"  # delivered with no call: ChartMogul already held all of it
+# A backfill-only delivery that gave its entity back before any call because its lane was
+# throttled for live traffic (LaneYield): the label, and its keys.counters field.
+YIELDED = "backfill_yields"
 # Backfilled events that reached an outcome at delivery (any but retrying): the progress of
 # `cmrelay backfill` and its `delivered` metric stage, one relay-wide counter.
 BACKFILL_DELIVERED = "backfill_delivered"

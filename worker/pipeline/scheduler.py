@@ -21,16 +21,32 @@ DUE_BATCH = 100  # entities claimed per tick
 # Claim no more while this many deliver tasks wait in the broker: a claimed entity comes back
 # after VISIBILITY_TIMEOUT, so over-publishing into a backlog would only publish it twice.
 MAX_QUEUED = 200
+# While live events wait (the limiter's live_waiting key), claim entities without live events
+# only while fewer tasks than this wait in the broker (about one per worker thread): backfill
+# deliveries then never stand hundreds deep between a live entity and a free thread.
+BACKFILL_QUEUED_WHILE_LIVE = 8
 REAP_EVERY = 1.0  # seconds between sweeps for dead accepters and old dead letters
 BACKLOG_EVERY = 0.25  # seconds between broker queue-length checks (each costs a channel)
 
-Publish = Callable[[Sequence[str]], None]
+# publish(entities, backfill): backfill=True for entities without live events (the broker
+# hands them out after live ones).
+Publish = Callable[[Sequence[str], bool], None]
 Backlog = Callable[[], int]  # deliver tasks waiting in the broker
 
 
 def claim_due(engine: Engine, limit: int = DUE_BATCH) -> list[str]:
-    """Entities whose time has come, now claimed by us for the claim timeout."""
-    return engine.scripts.due_claim(limit=limit, claim_seconds=engine.claim_timeout)
+    """Entities whose time has come, now claimed by us for the claim timeout: up to `limit`
+    with live events first, then up to `limit` others."""
+    claim = engine.scripts.due_claim(
+        limit=limit, live_limit=limit, claim_seconds=engine.claim_timeout
+    )
+    return claim.entities
+
+
+def backfill_room(queued: int, *, live_waiting: bool) -> int:
+    """How many entities without live events to claim with `queued` tasks in the broker."""
+    cap = BACKFILL_QUEUED_WHILE_LIVE if live_waiting else MAX_QUEUED
+    return max(0, min(DUE_BATCH, cap - queued))
 
 
 def probe_if_paused(engine: Engine) -> bool | None:
@@ -76,16 +92,27 @@ class Scheduler:
                 log.warning("returned the batches of a dead accepter to the queue")
             self.dlq.purge(older_than=self.engine.settings.dlq_retention)
         accepted = accept_batch(self.engine)
-        due: list[str] = []
-        if self.engine.redis.exists(self.engine.keys.pause):
+        claimed = 0
+        keys = self.engine.keys
+        if self.engine.redis.exists(keys.pause):
             # Paused: leave entities in the due set (no task churn) until a probe succeeds.
             probe_if_paused(self.engine)
-        elif self._queued_now(now) < MAX_QUEUED:
-            due = claim_due(self.engine)
-            if due:
-                self.publish(due)
-                self._queued += len(due)
-        return accepted >= BATCH_SIZE or len(due) >= DUE_BATCH
+        elif (queued := self._queued_now(now)) < MAX_QUEUED:
+            live_waiting = bool(self.engine.redis.exists(keys.live_waiting))
+            claimed = self._claim_and_publish(backfill_room(queued, live_waiting=live_waiting))
+        return accepted >= BATCH_SIZE or claimed >= DUE_BATCH
+
+    def _claim_and_publish(self, backfill_limit: int) -> int:
+        """Claim live entities first, then up to `backfill_limit` others; publish each kind."""
+        claim = self.engine.scripts.due_claim(
+            limit=backfill_limit, live_limit=DUE_BATCH, claim_seconds=self.engine.claim_timeout
+        )
+        if claim.live:
+            self.publish(claim.live, False)
+        if claim.backfill:
+            self.publish(claim.backfill, True)
+        self._queued += len(claim.live) + len(claim.backfill)
+        return len(claim.live) + len(claim.backfill)
 
     def _queued_now(self, now: float) -> int:
         if self.backlog is not None and now >= self._next_backlog:

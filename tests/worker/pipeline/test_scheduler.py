@@ -13,7 +13,7 @@ from worker.pipeline.scheduler import MAX_QUEUED, Scheduler
 
 
 def _scheduler(engine: Engine, published: list[str], queued: int = 0) -> Scheduler:
-    def publish(entities: Sequence[str]) -> None:
+    def publish(entities: Sequence[str], _backfill: bool) -> None:
         published.extend(entities)
 
     return Scheduler(engine, publish, lambda: queued)
