@@ -111,6 +111,7 @@ _DELIVERY_OUTCOMES = {
 BACKFILL_STAGES = ("read", "queued", "ignored", "rejected", "delivered")
 # keys.counters field of backfilled events that reached an outcome at delivery (stage delivered).
 _BACKFILL_DELIVERED = "backfill_delivered"
+_BACKFILL_YIELDS = "backfill_yields"  # worker.pipeline.finish.YIELDED
 _DLQ_REASONS = (REASON_PERMANENT, REASON_EXPIRED, REASON_PARTIAL)
 # keys.counters fields that count attributes left out, by why.
 _LEFT_OUT = {"dropped_attributes": "unfit_type", "dropped_by_chartmogul": "not_kept_by_chartmogul"}
@@ -258,6 +259,12 @@ def _engine_counters(counters: dict[str, int]) -> Iterator[Metric]:
     leads = CounterMetricFamily(
         "cmrelay_leads_merged", "Lead customers merged into the company their user joined."
     )
+    yields = CounterMetricFamily(
+        "cmrelay_backfill_yields",
+        "Backfill deliveries that gave their entity back before their first call because the "
+        "backfill lane was throttled for live traffic (not a failure: no attempt counted).",
+    )
+    yields.add_metric([], float(counters.get(_BACKFILL_YIELDS, 0)))
     retries.add_metric([], float(counters.get("retries", 0)))
     calls.add_metric([], float(counters.get("calls", 0)))
     leads.add_metric([], float(counters.get("leads_merged", 0)))
@@ -268,11 +275,11 @@ def _engine_counters(counters: dict[str, int]) -> Iterator[Metric]:
         left_out.add_metric([reason], float(counters.get(field, 0)))
     for field, value in sorted(counters.items()):
         if field not in _DELIVERY_OUTCOMES and field not in _LEFT_OUT and field not in (
-            "retries", "calls", "leads_merged", _BACKFILL_DELIVERED,
+            "retries", "calls", "leads_merged", _BACKFILL_DELIVERED, _BACKFILL_YIELDS,
         ):  # fmt: skip
             outcome, _, reason = field.partition(":")
             accept.add_metric([outcome, reason], float(value))
-    yield from (accept, deliveries, retries, calls, left_out, leads)
+    yield from (accept, deliveries, retries, calls, left_out, leads, yields)
 
 
 def _gauges(status: Any, workers: int) -> Iterator[Metric]:

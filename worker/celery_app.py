@@ -23,7 +23,7 @@ from cmrelay.status import room_problem
 from worker.pipeline.deliver import deliver_entity
 from worker.pipeline.engine import Engine
 from worker.pipeline.heartbeat import Heartbeat
-from worker.pipeline.scheduler import Scheduler
+from worker.pipeline.scheduler import Queued, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -140,15 +140,21 @@ def publish_deliveries(app: Any, entities: Sequence[str], backfill: bool = False
             )
 
 
-def queued_deliveries(app: Any) -> int:
-    """Deliver tasks waiting in the broker (any kombu transport: a passive queue declare)."""
+def queued_deliveries(app: Any) -> Queued:
+    """Deliver tasks waiting in the broker (a passive queue declare, any kombu transport). On
+    Redis, kombu keeps each priority in its own list: the backfill list is counted apart."""
+    queue = app.conf.task_default_queue
     with app.connection_or_acquire() as conn:
         channel = conn.channel()
         try:
-            declared = channel.queue_declare(app.conf.task_default_queue, passive=True)
-            return int(declared.message_count)
+            total = int(channel.queue_declare(queue, passive=True).message_count)
+            by_priority = getattr(channel, "_q_for_pri", None)
+            if by_priority is None:  # no per-priority lists (RabbitMQ): count every task as live
+                return Queued(total, 0)
+            backfill = int(channel.client.llen(by_priority(queue, BACKFILL_PRIORITY)))
+            return Queued(total - backfill, backfill)
         except conn.channel_errors:
-            return 0  # the queue does not exist yet: nothing is waiting
+            return Queued(0, 0)  # the queue does not exist yet: nothing is waiting
         finally:
             channel.close()
 

@@ -6,7 +6,9 @@
 -- rate_bucket is a HASH (tat, factor, changed), in_flight a ZSET of slot token -> deadline,
 -- blocked_until a STRING, backfill_bucket a HASH (tat), live_waiting a STRING with a PX TTL.
 -- lane "backfill": while live_waiting exists, a second GCRA at backfill_share of the rate
--- applies too, so live traffic keeps the rest; a "live" grant renews live_waiting.
+-- applies too, so live traffic keeps the rest; a "live" grant renews live_waiting. Lane
+-- "started" (the later requests of a backfill delivery that has begun) takes neither: a
+-- delivery once started finishes at the full rate, so it frees its worker thread soon.
 -- Reply: {1, granted_at_us} or {0, wait_us}
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
@@ -35,7 +37,7 @@ if ARGV[7] == 'backfill' then
     lane_tat = tonumber(redis.call('HGET', KEYS[4], 'tat') or '0')
     if lane_tat - tol > now then return {0, lane_tat - tol - now} end
   end
-else
+elseif ARGV[7] == 'live' then
   redis.call('SET', KEYS[5], '1', 'PX', ARGV[9])
 end
 local interval = math.ceil((1000000 + tol) / rate)

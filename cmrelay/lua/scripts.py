@@ -210,7 +210,7 @@ class Scripts:
         slot_ttl_us: int,
         recover_per_second: float,
         tolerance_us: int,
-        lane: Literal["live", "backfill"] = "live",
+        lane: Literal["live", "backfill", "started"] = "live",
         backfill_share: float = 1.0,
         live_hold_ms: int = 5000,
     ) -> tuple[bool, int]:

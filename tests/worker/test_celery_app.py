@@ -11,6 +11,7 @@ import redis
 from cmrelay.settings import Settings
 from cmrelay_cli.main import main
 from worker.celery_app import create_celery_app, publish_deliveries, queued_deliveries, worker_argv
+from worker.pipeline.scheduler import Queued
 
 
 def test_no_loss_settings_and_one_visibility_timeout_everywhere(settings: Settings) -> None:
@@ -65,8 +66,9 @@ def test_worker_refuses_to_start_without_delivery_settings(
 def test_queued_deliveries_counts_the_broker_queue(settings: Settings) -> None:
     app = create_celery_app(settings)
     publish_deliveries(app, ["customer:a", "customer:b"])
-    assert queued_deliveries(app) == 2
+    publish_deliveries(app, ["customer:c"], backfill=True)
+    assert queued_deliveries(app) == Queued(live=2, backfill=1)  # kombu's priority lists apart
 
 
 def test_queued_deliveries_is_zero_for_an_empty_queue(settings: Settings) -> None:
-    assert queued_deliveries(create_celery_app(settings)) == 0
+    assert queued_deliveries(create_celery_app(settings)) == Queued(0, 0)

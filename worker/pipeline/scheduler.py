@@ -9,6 +9,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import NamedTuple
 
 from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.errors import DeliveryError
@@ -31,7 +32,16 @@ BACKLOG_EVERY = 0.25  # seconds between broker queue-length checks (each costs a
 # publish(entities, backfill): backfill=True for entities without live events (the broker
 # hands them out after live ones).
 Publish = Callable[[Sequence[str], bool], None]
-Backlog = Callable[[], int]  # deliver tasks waiting in the broker
+
+
+class Queued(NamedTuple):
+    """Deliver tasks waiting in the broker: live ones, and backfill-only ones behind them."""
+
+    live: int
+    backfill: int = 0
+
+
+Backlog = Callable[[], Queued]  # deliver tasks waiting in the broker
 
 
 def claim_due(engine: Engine, limit: int = DUE_BATCH) -> list[str]:
@@ -77,7 +87,7 @@ class Scheduler:
         self.engine = engine
         self.publish = publish
         self.backlog = backlog
-        self._queued = 0
+        self._queued = Queued(0, 0)
         self._next_backlog = 0.0
         self.dlq = DeadLetterQueue(engine.redis, engine.keys, engine.settings.dlq_retention)
         self._next_reap = 0.0
@@ -97,24 +107,33 @@ class Scheduler:
         if self.engine.redis.exists(keys.pause):
             # Paused: leave entities in the due set (no task churn) until a probe succeeds.
             probe_if_paused(self.engine)
-        elif (queued := self._queued_now(now)) < MAX_QUEUED:
+        else:
+            # Live claims are bounded by the live tasks queued only: workers take those before
+            # any backfill task, so a backfill's full queue never holds a live entity back.
+            queued = self._queued_now(now)
+            live_room = DUE_BATCH if queued.live < MAX_QUEUED else 0
             live_waiting = bool(self.engine.redis.exists(keys.live_waiting))
-            claimed = self._claim_and_publish(backfill_room(queued, live_waiting=live_waiting))
+            room = backfill_room(queued.live + queued.backfill, live_waiting=live_waiting)
+            if live_room or room:
+                claimed = self._claim_and_publish(room, live_room)
         return accepted >= BATCH_SIZE or claimed >= DUE_BATCH
 
-    def _claim_and_publish(self, backfill_limit: int) -> int:
-        """Claim live entities first, then up to `backfill_limit` others; publish each kind."""
+    def _claim_and_publish(self, backfill_limit: int, live_limit: int = DUE_BATCH) -> int:
+        """Claim up to `live_limit` live entities first, then up to `backfill_limit` others (in
+        due order: a live one among them still goes out as live); publish each kind."""
         claim = self.engine.scripts.due_claim(
-            limit=backfill_limit, live_limit=DUE_BATCH, claim_seconds=self.engine.claim_timeout
+            limit=backfill_limit, live_limit=live_limit, claim_seconds=self.engine.claim_timeout
         )
         if claim.live:
             self.publish(claim.live, False)
         if claim.backfill:
             self.publish(claim.backfill, True)
-        self._queued += len(claim.live) + len(claim.backfill)
+        self._queued = Queued(
+            self._queued.live + len(claim.live), self._queued.backfill + len(claim.backfill)
+        )
         return len(claim.live) + len(claim.backfill)
 
-    def _queued_now(self, now: float) -> int:
+    def _queued_now(self, now: float) -> Queued:
         if self.backlog is not None and now >= self._next_backlog:
             self._next_backlog = now + BACKLOG_EVERY
             self._queued = self.backlog()

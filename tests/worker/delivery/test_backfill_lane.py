@@ -55,6 +55,25 @@ def test_while_live_events_wait_the_backfill_gets_its_share(client: redis.Redis)
     assert len(grants) >= RATE * SHARE  # throttled, not stopped
 
 
+def test_a_backfill_delivery_once_started_finishes_at_the_whole_rate(
+    client: redis.Redis,
+) -> None:
+    gate, keys = _gate(client)
+    client.set(keys.live_waiting, 1, px=60_000)
+    grants: list[float] = []
+    end = time.monotonic() + 1.0
+    with delivery_lane("backfill", give_back=True):  # as the deliver step runs a backfill
+        while time.monotonic() < end:
+            grant = gate.acquire_grant()
+            gate.release(grant)
+            grants.append(float(grant.granted_at_us))
+    # Its first grant came through the lane; every later one outside it, so it frees its worker
+    # thread soon instead of holding it at a quarter of the rate while live work waits.
+    assert max_in_any_window(grants, 1_000_000) > RATE * SHARE * 2
+    # and it never passes itself off as live (a live grant would set the hold to LIVE_HOLD)
+    assert client.pttl(keys.live_waiting) > 50_000
+
+
 def test_with_no_live_traffic_the_backfill_gets_the_whole_rate(client: redis.Redis) -> None:
     gate, keys = _gate(client)
     grants = _grants(gate, "backfill", 1.0)

@@ -21,7 +21,7 @@ from worker.pipeline.accept import accept_batch
 from worker.pipeline.deliver import deliver_entity
 from worker.pipeline.engine import Engine
 from worker.pipeline.finish import YIELDED
-from worker.pipeline.scheduler import BACKFILL_QUEUED_WHILE_LIVE, Scheduler
+from worker.pipeline.scheduler import BACKFILL_QUEUED_WHILE_LIVE, MAX_QUEUED, Queued, Scheduler
 
 
 def _backfilled(user: str) -> bytes:
@@ -123,15 +123,29 @@ def test_while_live_events_wait_backfill_claims_stop_at_the_cap(
     _accept(engine, client, envelope(user_id="live"))  # sets live_waiting, as in production
     assert client.exists(engine.keys.live_waiting)
     published = _Published()
-    Scheduler(engine, published, lambda: BACKFILL_QUEUED_WHILE_LIVE).tick()
+    Scheduler(engine, published, lambda: Queued(0, BACKFILL_QUEUED_WHILE_LIVE)).tick()
     assert published.live == ["customer:live"] and published.backfill == []
     assert client.zscore(engine.keys.due, "customer:b") is not None  # still due, not lost
+
+
+def test_a_full_backfill_queue_never_holds_a_live_entity_back(
+    engine: Engine, client: redis.Redis
+) -> None:
+    _accept(engine, client, _backfilled("b"))
+    _accept(engine, client, envelope(user_id="live"))
+    published = _Published()
+    # 200 backfill tasks were queued before live traffic began: the live entity still goes out.
+    Scheduler(engine, published, lambda: Queued(0, MAX_QUEUED)).tick()
+    assert published.live == ["customer:live"] and published.backfill == []
+    published = _Published()
+    Scheduler(engine, published, lambda: Queued(MAX_QUEUED, 0)).tick()  # live tasks bound live
+    assert published.live == [] and client.zscore(engine.keys.due, "customer:live") is not None
 
 
 def test_without_live_traffic_backfill_fills_the_queue(engine: Engine, client: redis.Redis) -> None:
     _accept(engine, client, _backfilled("b"))
     published = _Published()
-    Scheduler(engine, published, lambda: BACKFILL_QUEUED_WHILE_LIVE).tick()
+    Scheduler(engine, published, lambda: Queued(0, BACKFILL_QUEUED_WHILE_LIVE)).tick()
     assert published.backfill == ["customer:b"] and published.live == []
 
 

@@ -9,10 +9,12 @@ import redis
 from tests.support.events import envelope
 from tests.support.scripted import ScriptedDeliverer
 from worker.pipeline.engine import Engine
-from worker.pipeline.scheduler import MAX_QUEUED, Scheduler
+from worker.pipeline.scheduler import MAX_QUEUED, Queued, Scheduler
+
+NOTHING_QUEUED = Queued(0, 0)
 
 
-def _scheduler(engine: Engine, published: list[str], queued: int = 0) -> Scheduler:
+def _scheduler(engine: Engine, published: list[str], queued: Queued = NOTHING_QUEUED) -> Scheduler:
     def publish(entities: Sequence[str], _backfill: bool) -> None:
         published.extend(entities)
 
@@ -31,7 +33,7 @@ def test_nothing_is_published_while_the_broker_queue_is_full(
 ) -> None:
     published: list[str] = []
     client.lpush(engine.keys.ingest_queue, envelope(user_id="a"))
-    _scheduler(engine, published, queued=MAX_QUEUED).tick()
+    _scheduler(engine, published, queued=Queued(MAX_QUEUED)).tick()
     assert published == []
     assert client.zscore(engine.keys.due, "customer:a") is not None  # still due, not lost
 
