@@ -209,6 +209,10 @@ class Settings:
     # While live events wait, backfilled deliveries get at most this share of
     # CHARTMOGUL_RATE_LIMIT (the rest is live traffic's); with no live traffic, all of it.
     backfill_rate_share: float = 0.25
+    # `cmrelay backfill` pauses while this many entities are scheduled for delivery: the ingest
+    # high-water mark bounds only the ingest list, and workers move a backfill's events into
+    # mailboxes far faster (~30k/s) than ChartMogul takes them (40 calls/s).
+    backfill_max_scheduled: int = 50_000
 
     @property
     def broker_url(self) -> str:
@@ -285,6 +289,7 @@ _FIELDS: dict[str, tuple[str, Callable[[str], Any], bool]] = {
     "NULL_TRAITS": ("null_traits", _choice("ignore", "clear"), False),
     "TRACE_RETENTION": ("trace_retention", _non_negative_float, False),
     "BACKFILL_RATE_SHARE": ("backfill_rate_share", _share, False),
+    "BACKFILL_MAX_SCHEDULED": ("backfill_max_scheduled", _positive_int, False),
 }
 
 CONFIG_FILE_ENV = "CMRELAY_CONFIG"

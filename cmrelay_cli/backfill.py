@@ -85,6 +85,7 @@ def run(args: argparse.Namespace, out: TextIO | None = None, err: TextIO | None 
         client,
         keys,
         high_water=settings.ingest_high_water,
+        max_scheduled=settings.backfill_max_scheduled,
         batch_size=args.batch_size,
         source=args.source or DEFAULT_SOURCE,
         on_rejected=lambda where, why: progress.message(f"{where}: {why}"),

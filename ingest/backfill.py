@@ -316,6 +316,7 @@ class Backfill:
         keys: Keys,
         *,
         high_water: int,
+        max_scheduled: int | None = None,
         batch_size: int = 500,
         source: str = DEFAULT_SOURCE,
         on_rejected: Rejected | None = None,
@@ -326,6 +327,7 @@ class Backfill:
         self.client = client
         self.keys = keys
         self.high_water = high_water
+        self.max_scheduled = max_scheduled
         self.batch_size = batch_size
         self.source = source
         self.on_rejected = on_rejected or (lambda where, why: None)
@@ -430,15 +432,26 @@ class Backfill:
     def _envelope(self, event: dict[str, Any]) -> bytes:
         return Envelope(self.source, ORIGIN_BACKFILL, iso_ms(datetime.now(UTC)), event).to_bytes()
 
+    def _full(self) -> bool:
+        pipe = self.client.pipeline(transaction=False)
+        pipe.llen(self.keys.ingest_queue)
+        pipe.zcard(self.keys.due)
+        queued, scheduled = pipe.execute()
+        full_queue = int(queued) >= self.high_water
+        return full_queue or (
+            self.max_scheduled is not None and int(scheduled) >= self.max_scheduled
+        )
+
     def _flush(self, run: _FileRun, position: Position, *, done: bool) -> None:
         """Push the batch and checkpoint after it, in one MULTI/EXEC transaction.
 
         Waits first while the queue is at the high-water mark (as `ingest_push` refuses then;
-        the check precedes the transaction, so parallel pushers overshoot by a batch at most).
+        the check precedes the transaction, so parallel pushers overshoot by a batch at most),
+        or while `max_scheduled` entities wait for delivery (what bounds Redis memory).
         Push and checkpoint land together or not at all: a kill at any point resumes exactly
         after the last batch queued, so no event is skipped and none is queued twice.
         """
-        while run.batch and self.client.llen(self.keys.ingest_queue) >= self.high_water:
+        while run.batch and self._full():
             self.waits += 1
             self.on_progress(_plus(self.total, run.tally))
             time.sleep(self.full_wait)  # the workers need time to drain the queue

@@ -184,6 +184,27 @@ def test_above_the_high_water_mark_it_waits_instead_of_failing(
     client.close()
 
 
+def test_while_many_entities_wait_for_delivery_it_waits(
+    settings: Settings, history: History, engine: Engine, queued: Any
+) -> None:
+    client = redis.Redis.from_url(settings.redis_url)
+    client.zadd(engine.keys.due, {f"customer:busy{i}": 0 for i in range(5)})
+    waited = threading.Event()
+    backfill = Backfill(client, engine.keys, high_water=10**9, max_scheduled=5, full_wait=0.01,
+                        on_progress=lambda _: waited.set() if backfill.waits else None)  # fmt: skip
+    runner = threading.Thread(target=backfill.run, args=(history_files(history.files),))
+    runner.start()
+    try:
+        wait_for(waited.is_set, 10, "the backfill to wait for the scheduled entities")
+        assert queued() == []  # nothing pushed while the workers have that much to deliver
+    finally:
+        client.delete(engine.keys.due)  # the workers deliver them
+        runner.join(timeout=20)
+    assert not runner.is_alive()
+    assert backfill.total.queued == history.valid == len(queued())
+    client.close()
+
+
 def test_envelopes_are_what_the_worker_reads(
     env: dict[str, str], history: History, engine: Engine, capsys: pytest.CaptureFixture[str]
 ) -> None:
