@@ -55,6 +55,16 @@ def admin_url(admin_settings: Settings) -> Iterator[str]:
 add_entry = dead_letter
 
 
+def traced_dead_letter(dlq: DeadLetterQueue, name: str) -> str:
+    """A dead letter of customer:NAME whose event msg-NAME has a trail saying so; its id."""
+    entry_id = add_entry(dlq, name)
+    dlq.client.hset(dlq.keys.trace(f"msg-{name}"), mapping={
+        "info": '{"source": "wk_x", "type": "identify"}', "state": "dead_lettered",
+        "entity": f"customer:{name}", "accepted_at": "1.0",
+    })  # fmt: skip
+    return entry_id
+
+
 def queued(dlq: DeadLetterQueue) -> list[bytes]:
     """The envelopes on the ingest queue."""
     client: redis.Redis = dlq.client

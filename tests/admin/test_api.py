@@ -14,7 +14,7 @@ from cmrelay.dlq.entry import REASON_EXPIRED
 from cmrelay.dlq.store import DeadLetterQueue
 from cmrelay.envelope import Envelope
 
-from .conftest import API_KEY, TOKEN, add_entry, queued
+from .conftest import API_KEY, TOKEN, add_entry, queued, traced_dead_letter
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
@@ -156,11 +156,7 @@ def test_the_admin_command_refuses_to_start_without_a_token(redis_url: str) -> N
 def test_trace_and_entity_views_are_served_as_the_cli_prints_them(
     api: httpx.Client, dlq: DeadLetterQueue
 ) -> None:
-    entry_id = add_entry(dlq, "viewed")
-    dlq.client.hset(dlq.keys.trace("msg-viewed"), mapping={
-        "info": '{"source": "wk_x", "type": "identify"}', "state": "dead_lettered",
-        "entity": "customer:viewed", "accepted_at": "1.0",
-    })  # fmt: skip
+    entry_id = traced_dead_letter(dlq, "viewed")
     traced = api.get("/api/trace/msg-viewed").json()
     assert traced["state"] == "dead_lettered" and [d["id"] for d in traced["dead_letters"]] == [
         entry_id

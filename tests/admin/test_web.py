@@ -6,7 +6,7 @@ import httpx
 
 from cmrelay.dlq.store import DeadLetterQueue
 
-from .conftest import API_KEY, TOKEN, add_entry, csrf_of, queued
+from .conftest import API_KEY, TOKEN, add_entry, csrf_of, queued, traced_dead_letter
 
 
 def test_pages_need_a_session_and_a_wrong_token_is_refused(admin_url: str) -> None:
@@ -109,11 +109,7 @@ def test_logout_ends_the_session(browser_like: httpx.Client) -> None:
 def test_the_lookup_page_shows_an_events_trail_and_a_customers_state_escaped(
     browser_like: httpx.Client, dlq: DeadLetterQueue
 ) -> None:
-    entry_id = add_entry(dlq, "<b>lk</b>")
-    dlq.client.hset(dlq.keys.trace("msg-<b>lk</b>"), mapping={
-        "info": '{"source": "wk_x", "type": "identify"}', "state": "dead_lettered",
-        "entity": "customer:<b>lk</b>", "accepted_at": "1.0",
-    })  # fmt: skip
+    entry_id = traced_dead_letter(dlq, "<b>lk</b>")
     assert browser_like.get("/lookup").status_code == 200
     traced = browser_like.get("/lookup", params={"message_id": "msg-<b>lk</b>"})
     assert traced.status_code == 200 and "now: dead_lettered" in traced.text
