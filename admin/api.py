@@ -19,8 +19,6 @@ from admin.bodies import BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
-from cmrelay.dlq.entry import DlqEntry
-from cmrelay.dlq.follow import read_replayed_states
 from cmrelay.dlq.store import DlqFilter
 from cmrelay.entity_view import entity_view
 from cmrelay.errors import InvalidQueryError
@@ -121,19 +119,6 @@ def _ids(data: dict[str, Any]) -> list[str]:
     return q.ids_from(ids)
 
 
-def _views(
-    ctx: AdminContext, entries: list[DlqEntry], view: Callable[..., dict[str, Any]]
-) -> list[dict[str, Any]]:
-    """Each entry's view; a replayed one gains "replay", what became of its events
-    (cmrelay/dlq/follow.py), read for the whole page in one pipelined call."""
-    rows = [view(e, ctx.settings) for e in entries]
-    states = read_replayed_states(ctx.dlq.client, ctx.dlq.keys, entries)
-    for row, entry in zip(rows, entries, strict=True):
-        if entry.id in states:
-            row["replay"] = states[entry.id]
-    return rows
-
-
 async def stats(request: Request, ctx: AdminContext) -> Response:
     """GET /api/dlq/stats."""
     return json_response(await run_in_threadpool(ctx.dlq.stats))
@@ -143,7 +128,7 @@ def _page(ctx: AdminContext, flt: DlqFilter, offset: int) -> dict[str, Any]:
     """One page of list records and the totals of everything the filter matches."""
     entries, tally = ctx.dlq.page(flt, offset)
     return {
-        "entries": _views(ctx, entries, q.summary),
+        "entries": ctx.views(entries, q.summary),
         "total": tally.matching,
         "dead": tally.dead,
         "replayed": tally.replayed,
@@ -164,7 +149,7 @@ async def show(request: Request, ctx: AdminContext) -> Response:
     entry = await run_in_threadpool(ctx.dlq.get, request.path_params["entry_id"])
     if entry is None:
         return json_error(404, "not_found", "no such entry (unknown, purged or past retention)")
-    (view,) = await run_in_threadpool(_views, ctx, [entry], q.detail)
+    (view,) = await run_in_threadpool(ctx.views, [entry], q.detail)
     return json_response(view)
 
 

@@ -20,8 +20,6 @@ from admin.bodies import LOGIN_MAX, BodyTooLarge, read_limited
 from admin.context import AdminContext
 from admin.throttle import client_address, throttled_message
 from cmrelay.dlq import query as q
-from cmrelay.dlq.entry import STATUS_REPLAYED, DlqEntry
-from cmrelay.dlq.follow import read_replayed_states
 from cmrelay.dlq.store import DlqFilter, Tally
 from cmrelay.entity_view import entity_view, render_entity
 from cmrelay.errors import InvalidQueryError
@@ -147,18 +145,6 @@ async def logout(request: Request, ctx: AdminContext) -> Response:
     return response
 
 
-def _replay_states(ctx: AdminContext, entries: list[DlqEntry]) -> dict[str, dict[str, Any]]:
-    """Entry id -> what its replay became (cmrelay/dlq/follow.py), for the replayed ones among
-    `entries`, read in one pipelined call; pages.replay_outcome renders it."""
-    return read_replayed_states(ctx.dlq.client, ctx.dlq.keys, entries)
-
-
-def _with_replay(row: dict[str, Any], states: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    if row["status"] == STATUS_REPLAYED and row["id"] in states:
-        row["replay"] = states[row["id"]]
-    return row
-
-
 def replay_refusal(flt: DlqFilter, tally: Tally) -> str | None:
     """Why "replay all matching" is not offered (and refused) for this selection, else None."""
     if q.is_empty(flt):
@@ -173,8 +159,7 @@ def _list_view(ctx: AdminContext, params: dict[str, str], limit: int, offset: in
     flt = q.build_filter(params, time.time(), limit=limit)
     stats = ctx.dlq.stats()
     entries, tally = ctx.dlq.page(flt, offset)
-    states = _replay_states(ctx, entries)
-    rows = [_with_replay(q.summary(e, ctx.settings), states) for e in entries]
+    rows = ctx.views(entries, q.summary)
     window = paging.Window(offset, limit, tally.matching)
     offer = replay_refusal(flt, tally) is None
     return pages.Listing(rows, stats, params, window, tally.dead, offer)
@@ -225,9 +210,7 @@ async def entry(request: Request, ctx: AdminContext) -> Response:
     if found is None:
         return _not_found(ctx, request)
     notice = NOTICES.get(request.query_params.get("done", ""), "")
-    view = q.detail(found, ctx.settings)
-    states = await run_in_threadpool(_replay_states, ctx, [found])
-    view = _with_replay(view, states)
+    (view,) = await run_in_threadpool(ctx.views, [found], q.detail)
     return html(pages.entry_page(view, csrf_token(ctx.token, request), notice))
 
 

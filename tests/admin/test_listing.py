@@ -8,8 +8,11 @@ from html import unescape
 
 import httpx
 
+from admin.context import AdminContext
+from cmrelay.dlq import query as q
 from cmrelay.dlq.entry import REASON_EXPIRED
 from cmrelay.dlq.store import DeadLetterQueue
+from cmrelay.settings import Settings
 
 from .conftest import TOKEN, add_entry, csrf_of, queued
 
@@ -128,3 +131,18 @@ def test_the_api_list_carries_total_offset_and_limit(admin_url: str, dlq: DeadLe
         assert expired["total"] == 2 and expired["dead"] == 1
         bad = api.get("/api/dlq", params={"offset": "x"})
         assert bad.status_code == 400 and "offset" in bad.json()["message"]
+
+
+def test_replay_outcomes_reach_only_the_replayed_entries(
+    admin_settings: Settings, dlq: DeadLetterQueue
+) -> None:
+    ctx = AdminContext.from_settings(admin_settings, dlq)
+    kept, replayed = add_entry(dlq, "kept"), add_entry(dlq, "again")
+    assert dlq.replay([replayed]) == [replayed]
+    rows = {r["id"]: r for r in ctx.views(dlq.list(), q.summary)}
+    assert "replay" not in rows[kept]  # still dead: nothing to follow
+    # Its events have no trail (no worker took them here), so what became of them is unknown.
+    assert rows[replayed]["replay"]["state"] == "unknown"
+    assert rows[replayed]["replay"]["dead_letter_ids"] == []
+    (detail,) = ctx.views([dlq.get(kept)], q.detail)  # type: ignore[list-item]
+    assert "replay" not in detail

@@ -8,7 +8,7 @@ from xml.etree import ElementTree
 
 import pytest
 
-from admin import pages, web
+from admin import pages
 from admin.chart import chart_svg, nice_ticks
 from admin.paging import DEFAULT_PAGE_SIZE, Window, page_size, page_url, totals_line
 from cmrelay.dlq.query import ERROR_CLASSES, REASONS, STATUSES
@@ -142,11 +142,3 @@ def test_the_filters_offer_the_known_values_and_those_the_dlq_holds() -> None:
     for free in ("entity", "since", "until", "text"):
         assert f'<input name="{free}"' in html
     assert 'value="customer:x"' in html
-
-
-def test_replay_states_reach_only_the_replayed_rows_they_name() -> None:
-    outcome = {"state": "delivered", "counts": {"delivered": 1}, "dead_letter_ids": []}
-    states = {"a" * 32: outcome}
-    assert web._with_replay(_summary(), states)["replay"] == outcome
-    assert "replay" not in web._with_replay(_summary(status="dead"), states)
-    assert "replay" not in web._with_replay(_summary(id="b" * 32), states)
