@@ -43,11 +43,6 @@ class DueClaim:
     live: list[str]
     backfill: list[str]
 
-    @property
-    def entities(self) -> list[str]:
-        """Every entity claimed, live ones first."""
-        return [*self.live, *self.backfill]
-
 
 RetryMode = Literal["clear", "record", "keep"]
 _Item = tuple[dict[str, str], dict[str, Any]]  # one repeated group: its keys and arguments

@@ -44,15 +44,6 @@ class Queued(NamedTuple):
 Backlog = Callable[[], Queued]  # deliver tasks waiting in the broker
 
 
-def claim_due(engine: Engine, limit: int = DUE_BATCH) -> list[str]:
-    """Entities whose time has come, now claimed by us for the claim timeout: up to `limit`
-    with live events first, then up to `limit` others."""
-    claim = engine.scripts.due_claim(
-        limit=limit, live_limit=limit, claim_seconds=engine.claim_timeout
-    )
-    return claim.entities
-
-
 def backfill_room(queued: int, *, live_waiting: bool) -> int:
     """How many entities without live events to claim with `queued` tasks in the broker."""
     cap = BACKFILL_QUEUED_WHILE_LIVE if live_waiting else MAX_QUEUED

@@ -20,9 +20,17 @@ from tests.support.scripted import ScriptedDeliverer
 from worker.pipeline.accept import accept_batch
 from worker.pipeline.deliver import deliver_entity
 from worker.pipeline.engine import Engine
-from worker.pipeline.scheduler import claim_due, probe_if_paused
+from worker.pipeline.scheduler import DUE_BATCH, probe_if_paused
 
 E = "customer:u1"
+
+
+def claim_due(engine: Engine) -> list[str]:
+    """What the scheduler would claim now, live entities first."""
+    claim = engine.scripts.due_claim(
+        limit=DUE_BATCH, live_limit=DUE_BATCH, claim_seconds=engine.claim_timeout
+    )
+    return [*claim.live, *claim.backfill]
 
 
 def _accept(engine: Engine, client: redis.Redis, *items: bytes) -> None:
