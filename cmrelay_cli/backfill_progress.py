@@ -13,11 +13,10 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from cmrelay_cli.progress import StatusLine, bar, duration
 from ingest.backfill import Tally
 from worker.pipeline.finish import BACKFILL_DELIVERED
 
-TTY_EVERY = 0.2  # seconds between redraws of the progress bar on a terminal
-BAR_WIDTH = 24
 # keys.counters field the workers bump for each backfilled event that reached an outcome.
 DELIVERED_FIELD = BACKFILL_DELIVERED
 
@@ -63,18 +62,6 @@ def eta(first: Snapshot, now: Snapshot) -> float | None:
     return max(reading, undelivered / delivery_rate)
 
 
-def duration(seconds: float | None) -> str:
-    """1h02m, 3m05s, 42s; "?" when unknown."""
-    if seconds is None:
-        return "?"
-    whole = int(seconds + 0.5)
-    hours, rest = divmod(whole, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours:
-        return f"{hours}h{minutes:02d}m"
-    return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
-
-
 def describe(first: Snapshot, now: Snapshot) -> str:
     """read, queued, rejected, ignored, delivered, events read per second, ETA."""
     seconds = max(now.at - first.at, 1e-6)
@@ -82,12 +69,6 @@ def describe(first: Snapshot, now: Snapshot) -> str:
     return (f"read {now.read}  queued {now.queued}  rejected {now.rejected}  "
             f"ignored {now.ignored}  delivered {now.delivered}  {rate:,.0f} events/s  "
             f"ETA {duration(eta(first, now))}")  # fmt: skip
-
-
-def bar(fraction: float, width: int = BAR_WIDTH) -> str:
-    """[#######-----------]  35%"""
-    filled = int(fraction * width)
-    return f"[{'#' * filled}{'-' * (width - filled)}] {fraction:4.0%}"
 
 
 class ProgressLine:
@@ -101,12 +82,10 @@ class ProgressLine:
         self, out: TextIO, every: float, delivered: Callable[[], int] | None = None
     ) -> None:
         self.out = out
-        self.tty = out.isatty()
-        self.every = TTY_EVERY if self.tty else every
+        self.line = StatusLine(out, "backfill progress", every, quiet_at_start=True)
         self.read_delivered = delivered or (lambda: 0)
         self.base = self.read_delivered()
         self.first = Snapshot(time.monotonic())
-        self.last = self.first.at
 
     def snapshot(self, tally: Tally) -> Snapshot:
         """This run's counts now."""
@@ -117,21 +96,20 @@ class ProgressLine:
     def message(self, text: str) -> None:
         """A line of its own (a rejected item): on a terminal it replaces the bar, which the
         next redraw puts back below it."""
-        self.out.write(("\r\x1b[K" if self.tty else "") + text + "\n")
+        self.out.write(("\r\x1b[K" if self.line.tty else "") + text + "\n")
 
     def __call__(self, tally: Tally, *, final: bool = False) -> None:
-        """Show the counts if it is time (always when final)."""
-        now = time.monotonic()
-        if not final and now - self.last < self.every:
+        """Show the counts if it is time (always when final; off a terminal the final counts
+        are left to the summary the command prints)."""
+        if final and not self.line.tty:
             return
-        self.last = now
         snap = self.snapshot(tally)
         text = describe(self.first, snap)
-        if self.tty:
-            self.out.write(f"\r\x1b[K{bar(snap.fraction)}  {text}" + ("\n" if final else ""))
-        elif not final:
-            self.out.write(f"backfill progress: {text}\n")
-        self.out.flush()
+        if self.line.tty:
+            text = f"{bar(snap.bytes_done, snap.bytes_total)} {snap.fraction:4.0%}  {text}"
+        self.line.show(text, final=final)
+        if final:
+            self.line.close()
 
 
 def delivered_reader(client: Any, keys: Any) -> Callable[[], int]:

@@ -23,11 +23,14 @@ class StatusLine:
         prefix: str,
         every: float = 10.0,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        quiet_at_start: bool = False,
     ) -> None:
         self.stream, self.prefix, self.clock = stream, prefix, clock
         self.tty = stream.isatty()
         self.every = 1.0 / MAX_REDRAWS_PER_SECOND if self.tty else every
-        self._last: float | None = None
+        # quiet_at_start: the first line waits one interval too (nothing to say at once).
+        self._last: float | None = clock() if quiet_at_start else None
         self._drawn = False
 
     def show(self, text: str, *, final: bool = False) -> bool:
